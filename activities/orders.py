@@ -1,0 +1,90 @@
+"""Order read model: the order row, its lines and its timeline."""
+
+import uuid
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from db.orders import Order, OrderLine, append_event
+from models.orders import OrderEventIn, PlaceOrder
+
+
+class OrderActivities:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    async def record_order(self, order: PlaceOrder) -> None:
+        """Write a received order into the read model, once."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(Order)
+                .values(
+                    id=order.order_id,
+                    number=order.number,
+                    channel=order.channel,
+                    external_id=order.external_id,
+                    status="received",
+                    payment_status="pending",
+                    payment_method=order.payment.method,
+                    customer_email=order.customer.email,
+                    customer_name=order.customer.name,
+                    customer_phone=order.customer.phone,
+                    shipping_address=order.shipping_address.model_dump(),
+                    currency=order.currency,
+                    subtotal_minor=order.subtotal_minor,
+                    shipping_minor=order.shipping_minor,
+                    total_minor=order.total_minor,
+                    created_at=order.placed_at,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            await conn.execute(
+                insert(OrderLine).on_conflict_do_nothing(),
+                [
+                    {"order_id": order.order_id, **line.model_dump()}
+                    for line in order.lines
+                ],
+            )
+            await append_event(
+                conn,
+                order_id=order.order_id,
+                event_id=str(uuid.uuid5(uuid.UUID(order.order_id), "order.received")),
+                at=order.placed_at,
+                type="order.received",
+                actor=f"channel:{order.channel}",
+                message=f"order {order.number} received from {order.channel}",
+                data={"number": order.number, "total_minor": order.total_minor},
+            )
+        activity.logger.info("order %s recorded as %s", order.order_id, order.number)
+
+    @activity.defn
+    async def record_order_event(self, event: OrderEventIn) -> None:
+        """Apply a status change to the read model and add it to the timeline."""
+        changes = {
+            name: value
+            for name, value in (
+                ("status", event.status),
+                ("payment_status", event.payment_status),
+                ("failure_reason", event.failure_reason),
+            )
+            if value is not None
+        }
+        async with self._engine.begin() as conn:
+            if changes:
+                await conn.execute(
+                    update(Order).where(Order.id == event.order_id).values(**changes)
+                )
+            await append_event(
+                conn,
+                order_id=event.order_id,
+                event_id=event.event_id,
+                at=event.at,
+                type=event.type,
+                actor=event.actor,
+                message=event.message,
+                data=event.data,
+            )
+        activity.logger.info("order %s: %s", event.order_id, event.message)

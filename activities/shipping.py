@@ -1,0 +1,331 @@
+"""Shipping: warehouse picking and packing, carrier booking and tracking.
+
+The carrier is a small Protocol; `SandboxCarrier` books parcels without a
+network and reports them delivered a configurable time after they left. The
+warehouse side reads each warehouse's `confirmation` setting: `automatic`
+warehouses confirm picking and packing by themselves after the sandbox delays,
+`manual` ones wait for staff to confirm.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+
+from activities.inventory import consume_reservations
+from db.catalog import Product
+from db.inventory import Confirmation, Warehouse
+from db.orders import append_event
+from db.shipping import Shipment, ShipmentLine, package_code_seq
+from models.shipping import (
+    Booking,
+    BookShipment,
+    Packed,
+    PackShipment,
+    PickingTicket,
+    ShipmentEventIn,
+    ShipmentState,
+    ShipmentStatus,
+    Tracking,
+    TrackShipment,
+)
+
+PACKAGING_GRAMS = 50
+
+
+@dataclass(frozen=True)
+class CarrierBooking:
+    tracking_number: str
+    check_after_seconds: float
+
+
+@dataclass(frozen=True)
+class CarrierTracking:
+    delivered: bool
+    delivered_at: datetime | None
+    description: str
+    check_after_seconds: float
+
+
+class Carrier(Protocol):
+    name: str
+
+    async def book(
+        self,
+        *,
+        shipment_number: str,
+        package_code: str,
+        weight_grams: int,
+        country: str,
+        postal_code: str,
+        idempotency_key: str,
+    ) -> CarrierBooking: ...
+
+    async def track(
+        self, *, tracking_number: str, shipped_at: datetime
+    ) -> CarrierTracking: ...
+
+
+class SandboxCarrier:
+    """Delivers every parcel `transit_seconds` after it was booked."""
+
+    name = "sandbox"
+
+    def __init__(self, transit_seconds: float) -> None:
+        self._transit = timedelta(seconds=transit_seconds)
+
+    async def book(
+        self,
+        *,
+        shipment_number: str,
+        package_code: str,
+        weight_grams: int,
+        country: str,
+        postal_code: str,
+        idempotency_key: str,
+    ) -> CarrierBooking:
+        digits = int(hashlib.sha256(idempotency_key.encode()).hexdigest()[:12], 16)
+        return CarrierBooking(
+            tracking_number=f"SBX{digits % 10**12:012d}",
+            check_after_seconds=self._check_after(self._transit),
+        )
+
+    async def track(
+        self, *, tracking_number: str, shipped_at: datetime
+    ) -> CarrierTracking:
+        arrival = shipped_at + self._transit
+        now = datetime.now(UTC)
+        if now >= arrival:
+            return CarrierTracking(True, arrival, "delivered to the recipient", 60.0)
+        return CarrierTracking(
+            False, None, "in transit", self._check_after(arrival - now)
+        )
+
+    @staticmethod
+    def _check_after(wait: timedelta) -> float:
+        return max(wait.total_seconds(), 0.05)
+
+
+def _shipment_values(shipment: ShipmentState) -> dict[str, Any]:
+    return shipment.model_dump(exclude={"shipment_id", "lines"})
+
+
+class ShippingActivities:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        carrier: Carrier,
+        *,
+        pick_seconds: float,
+        pack_seconds: float,
+    ) -> None:
+        self._engine = engine
+        self._carrier = carrier
+        self._pick_seconds = pick_seconds
+        self._pack_seconds = pack_seconds
+
+    @activity.defn
+    async def start_picking(self, request: ShipmentEventIn) -> PickingTicket:
+        """Create the shipment in the read model and hand it to its warehouse."""
+        shipment = request.shipment
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(Shipment)
+                .values(
+                    id=shipment.shipment_id,
+                    order_id=request.order_id,
+                    **_shipment_values(shipment),
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            await conn.execute(
+                insert(ShipmentLine).on_conflict_do_nothing(),
+                [
+                    {"shipment_id": shipment.shipment_id, **line.model_dump()}
+                    for line in shipment.lines
+                ],
+            )
+            await self._append(conn, request)
+            confirmation = (
+                await conn.execute(
+                    select(Warehouse.confirmation).where(
+                        Warehouse.code == shipment.warehouse
+                    )
+                )
+            ).scalar_one()
+        activity.logger.info(
+            "order %s: shipment %s sent to %s for picking",
+            request.order_id,
+            shipment.number,
+            shipment.warehouse,
+        )
+        automatic = confirmation == Confirmation.AUTOMATIC
+        return PickingTicket(
+            automatic=automatic,
+            pick_after_seconds=self._pick_seconds if automatic else 0.0,
+            pack_after_seconds=self._pack_seconds if automatic else 0.0,
+        )
+
+    @activity.defn
+    async def record_shipment_event(self, request: ShipmentEventIn) -> None:
+        """Store the shipment's new state and add the step to the timeline."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Shipment)
+                .where(Shipment.id == request.shipment.shipment_id)
+                .values(**_shipment_values(request.shipment))
+            )
+            await self._append(conn, request)
+        activity.logger.info("order %s: %s", request.order_id, request.message)
+
+    @activity.defn
+    async def pack_shipment(self, request: PackShipment) -> Packed:
+        """Assign the parcel its package code (once) and record it packed."""
+        shipment = request.shipment
+        async with self._engine.begin() as conn:
+            code = (
+                await conn.execute(
+                    select(Shipment.package_code)
+                    .where(Shipment.id == shipment.shipment_id)
+                    .with_for_update()
+                )
+            ).scalar_one()
+            if code is None:
+                number = (
+                    await conn.execute(package_code_seq.next_value())
+                ).scalar_one()
+                code = f"PKG{number:09d}"
+            weight = shipment.weight_grams or await self._weigh(conn, shipment)
+            await conn.execute(
+                update(Shipment)
+                .where(Shipment.id == shipment.shipment_id)
+                .values(
+                    status=ShipmentStatus.PACKED, package_code=code, weight_grams=weight
+                )
+            )
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="shipment.packed",
+                actor=request.actor,
+                message=f"shipment {shipment.number} packed as {code}, {weight} g",
+                data={"shipment": shipment.number, "package_code": code},
+            )
+        activity.logger.info(
+            "order %s: shipment %s packed as %s",
+            request.order_id,
+            shipment.number,
+            code,
+        )
+        return Packed(package_code=code, weight_grams=weight)
+
+    @activity.defn
+    async def ship_shipment(self, request: BookShipment) -> Booking:
+        """Book the parcel with the carrier; the stock leaves the warehouse."""
+        shipment = request.shipment
+        assert shipment.package_code is not None and shipment.weight_grams is not None
+        booking = await self._carrier.book(
+            shipment_number=shipment.number,
+            package_code=shipment.package_code,
+            weight_grams=shipment.weight_grams,
+            country=request.country,
+            postal_code=request.postal_code,
+            idempotency_key=f"{shipment.shipment_id}:book",
+        )
+        async with self._engine.begin() as conn:
+            shipped_at = (
+                await conn.execute(
+                    update(Shipment)
+                    .where(Shipment.id == shipment.shipment_id)
+                    .values(
+                        status=ShipmentStatus.SHIPPED,
+                        carrier=self._carrier.name,
+                        tracking_number=booking.tracking_number,
+                        shipped_at=func.coalesce(Shipment.shipped_at, request.at),
+                    )
+                    .returning(Shipment.shipped_at)
+                )
+            ).scalar_one()
+            units = await consume_reservations(
+                conn,
+                request.order_id,
+                shipment.warehouse,
+                [line.line for line in shipment.lines],
+            )
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="shipment.shipped",
+                actor=f"carrier:{self._carrier.name}",
+                message=(
+                    f"shipment {shipment.number} handed to {self._carrier.name}, "
+                    f"tracking {booking.tracking_number}"
+                ),
+                data={
+                    "shipment": shipment.number,
+                    "tracking_number": booking.tracking_number,
+                    "units": units,
+                },
+            )
+        activity.logger.info(
+            "order %s: shipment %s shipped, tracking %s",
+            request.order_id,
+            shipment.number,
+            booking.tracking_number,
+        )
+        return Booking(
+            carrier=self._carrier.name,
+            tracking_number=booking.tracking_number,
+            shipped_at=shipped_at,
+            check_after_seconds=booking.check_after_seconds,
+        )
+
+    @activity.defn
+    async def track_shipment(self, request: TrackShipment) -> Tracking:
+        """Ask the carrier where the parcel is (when no webhook told us)."""
+        tracking = await self._carrier.track(
+            tracking_number=request.tracking_number, shipped_at=request.shipped_at
+        )
+        return Tracking(
+            delivered=tracking.delivered,
+            delivered_at=tracking.delivered_at,
+            description=tracking.description,
+            check_after_seconds=tracking.check_after_seconds,
+        )
+
+    @staticmethod
+    async def _append(conn: AsyncConnection, request: ShipmentEventIn) -> None:
+        await append_event(
+            conn,
+            order_id=request.order_id,
+            event_id=request.event_id,
+            at=request.at,
+            type=request.type,
+            actor=request.actor,
+            message=request.message,
+            data={"shipment": request.shipment.number, **request.data},
+        )
+
+    @staticmethod
+    async def _weigh(conn: AsyncConnection, shipment: ShipmentState) -> int:
+        weights = dict(
+            (
+                await conn.execute(
+                    select(Product.sku, Product.weight_grams).where(
+                        Product.sku.in_([line.sku for line in shipment.lines])
+                    )
+                )
+            ).all()
+        )
+        return PACKAGING_GRAMS + sum(
+            weights.get(line.sku, 0) * line.quantity for line in shipment.lines
+        )

@@ -1,0 +1,91 @@
+"""Inventory tables: warehouses, stock levels and reservations.
+
+The CHECK on stock_levels makes overselling impossible at the database: a
+reservation that would take `reserved` above `on_hand` fails, whatever the code
+above it believes. Reservations are unique per order line and warehouse, so an
+activity that runs twice reserves once.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Identity,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, created_at_column, updated_at_column
+
+
+class Confirmation(StrEnum):
+    """Who confirms picking and packing in a warehouse."""
+
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+class ReservationState(StrEnum):
+    RESERVED = "reserved"
+    RELEASED = "released"
+    SHIPPED = "shipped"
+
+
+class Warehouse(Base):
+    __tablename__ = "warehouses"
+    __table_args__ = (
+        CheckConstraint(
+            "confirmation IN ('automatic', 'manual')", name="confirmation_known"
+        ),
+    )
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    priority: Mapped[int] = mapped_column(default=100)
+    confirmation: Mapped[str] = mapped_column(
+        String(16), default=Confirmation.AUTOMATIC.value
+    )
+
+
+class StockLevel(Base):
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        CheckConstraint(
+            "0 <= reserved AND reserved <= on_hand", name="reserved_within_on_hand"
+        ),
+    )
+
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
+    warehouse: Mapped[str] = mapped_column(
+        ForeignKey("warehouses.code"), primary_key=True
+    )
+    on_hand: Mapped[int]
+    reserved: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+    __table_args__ = (
+        UniqueConstraint("order_id", "line", "warehouse"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "state IN ('reserved', 'released', 'shipped')", name="state_known"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    order_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), index=True)
+    line: Mapped[int]
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"))
+    warehouse: Mapped[str] = mapped_column(ForeignKey("warehouses.code"))
+    quantity: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), default=ReservationState.RESERVED)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = updated_at_column()

@@ -1,0 +1,132 @@
+"""Order tables: the intake that makes creation idempotent, and the read model.
+
+`order_intake` maps a channel's idempotency key and external order id to one
+order id and keeps the priced order, so a repeated request starts nothing new.
+`orders`, `order_lines` and `order_events` are written by activities with
+idempotent upserts and serve lists, search and the timeline.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Sequence,
+    String,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, created_at_column, updated_at_column
+
+order_number_seq = Sequence("order_number_seq", metadata=Base.metadata)
+
+
+class OrderIntake(Base):
+    __tablename__ = "order_intake"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        UniqueConstraint("channel", "idempotency_key"),
+    )
+
+    order_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_created", "created_at", "id"),
+        Index("ix_orders_status_created", "status", "created_at"),
+        Index("ix_orders_channel_created", "channel", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32))
+    payment_status: Mapped[str] = mapped_column(String(32))
+    payment_method: Mapped[str] = mapped_column(String(32))
+    failure_reason: Mapped[str | None] = mapped_column(String(64))
+    customer_email: Mapped[str] = mapped_column(String(254), index=True)
+    customer_name: Mapped[str] = mapped_column(String(200))
+    customer_phone: Mapped[str | None] = mapped_column(String(32))
+    shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_minor: Mapped[int] = mapped_column(BigInteger)
+    shipping_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = updated_at_column()
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+
+    order_id: Mapped[str] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
+    )
+    line: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    quantity: Mapped[int]
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class OrderEvent(Base):
+    """One entry of an order's timeline: who did what, when, from where."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order", "order_id", "at", "seq"),)
+
+    id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    order_id: Mapped[str] = mapped_column(Uuid(as_uuid=False))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(String(500))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    recorded_at: Mapped[datetime] = created_at_column()
+
+
+async def append_event(
+    conn: AsyncConnection,
+    *,
+    order_id: str,
+    event_id: str,
+    at: datetime,
+    type: str,
+    message: str,
+    actor: str = "system",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Add one entry to an order's timeline; a repeated event id adds nothing."""
+    await conn.execute(
+        insert(OrderEvent)
+        .values(
+            id=event_id,
+            order_id=order_id,
+            at=at,
+            type=type,
+            actor=actor,
+            message=message,
+            data=data or {},
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )

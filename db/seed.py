@@ -1,0 +1,77 @@
+"""Demo catalogue for `oms dev` and `oms seed`: two warehouses, ten SKUs."""
+
+import logging
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.catalog import Product, ProductPrice
+from db.inventory import StockLevel, Warehouse
+
+logger = logging.getLogger(__name__)
+
+WAREHOUSES = [
+    {"code": "BER", "name": "Berlin fulfilment centre", "country": "DE", "priority": 1},
+    {"code": "AMS", "name": "Amsterdam store", "country": "NL", "priority": 2},
+]
+
+# sku, name, category, weight in grams, EUR price in cents, stock in BER, AMS
+PRODUCTS = [
+    ("TSHIRT-BLK-M", "T-shirt, black, M", "apparel", 180, 1999, 120, 40),
+    ("TSHIRT-WHT-L", "T-shirt, white, L", "apparel", 190, 1999, 80, 25),
+    ("HOODIE-GRY-M", "Hoodie, grey, M", "apparel", 520, 4999, 35, 10),
+    ("SNEAKER-42", "Running sneaker, size 42", "footwear", 780, 8950, 20, 6),
+    ("MUG-CERAMIC", "Ceramic mug, 350 ml", "home", 340, 1250, 200, 60),
+    ("LAMP-DESK", "Desk lamp, LED", "home", 1400, 3900, 15, 5),
+    ("HEADPHONES-BT", "Bluetooth headphones", "electronics", 260, 7990, 30, 0),
+    ("CHARGER-65W", "USB-C charger, 65 W", "electronics", 160, 3490, 50, 20),
+    ("NOTEBOOK-A5", "Notebook, A5, dotted", "stationery", 220, 990, 300, 100),
+    ("BACKPACK-20L", "Backpack, 20 l", "accessories", 900, 6900, 2, 1),
+]
+
+# Prices in other currencies, as a factor of the EUR price (rounded to cents).
+CURRENCY_FACTORS = {"EUR": 1.0, "USD": 1.1, "GBP": 0.86}
+
+
+async def seed_if_empty(engine: AsyncEngine) -> bool:
+    """Load the demo catalogue unless products exist already; True when it did."""
+    async with engine.begin() as conn:
+        count = (await conn.execute(select(func.count()).select_from(Product))).scalar()
+        if count:
+            logger.info("catalogue has %s products, demo data not loaded", count)
+            return False
+        await conn.execute(insert(Warehouse).on_conflict_do_nothing(), WAREHOUSES)
+        await conn.execute(
+            insert(Product).on_conflict_do_nothing(),
+            [
+                {"sku": sku, "name": name, "category": category, "weight_grams": grams}
+                for sku, name, category, grams, *_ in PRODUCTS
+            ],
+        )
+        await conn.execute(
+            insert(ProductPrice).on_conflict_do_nothing(),
+            [
+                {
+                    "sku": sku,
+                    "currency": currency,
+                    "amount_minor": round(cents * factor),
+                }
+                for sku, _, _, _, cents, *_ in PRODUCTS
+                for currency, factor in CURRENCY_FACTORS.items()
+            ],
+        )
+        await conn.execute(
+            insert(StockLevel).on_conflict_do_nothing(),
+            [
+                {"sku": sku, "warehouse": warehouse, "on_hand": on_hand}
+                for sku, *_, ber, ams in PRODUCTS
+                for warehouse, on_hand in (("BER", ber), ("AMS", ams))
+            ],
+        )
+    logger.info(
+        "loaded the demo catalogue: %s warehouses, %s products",
+        len(WAREHOUSES),
+        len(PRODUCTS),
+    )
+    return True

@@ -1,0 +1,205 @@
+"""Orders: what an integrator sends, what the workflow holds, what the API shows."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from models.money import Currency
+from models.shipping import ShipmentState
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "received"
+    CONFIRMED = "confirmed"
+    IN_FULFILMENT = "in_fulfilment"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    PARTIALLY_CAPTURED = "partially_captured"
+    CAPTURED = "captured"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class FailureReason(StrEnum):
+    OUT_OF_STOCK = "out_of_stock"
+    PAYMENT_DECLINED = "payment_declined"
+    PROCESSING_ERROR = "processing_error"
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED}
+)
+
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    ),
+]
+DecimalString = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{1,12}(\.\d{1,4})?$")
+]
+
+
+class Contract(BaseModel):
+    """Base of inbound contracts: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Customer(Contract):
+    email: Email
+    name: Text
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,32}$")] | None = (
+        None
+    )
+
+
+class Address(Contract):
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 country code, e.g. DE"
+    )
+    city: Text
+    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    line1: Text
+    line2: Text | None = None
+    region: Text | None = None
+
+
+class OrderLineIn(Contract):
+    sku: Sku
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price: DecimalString | None = Field(
+        default=None,
+        description="price the channel sold at, e.g. '19.99'; else the catalogue's",
+    )
+
+
+class PaymentIn(Contract):
+    method: Literal["card"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class OrderCreate(Contract):
+    """Body of `POST /v1/orders`."""
+
+    channel: Channel
+    external_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=128)] | None
+    ) = None
+    customer: Customer
+    shipping_address: Address
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
+    currency: Currency
+    payment: PaymentIn
+
+
+class OrderLine(BaseModel):
+    line: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price_minor: int
+    total_minor: int
+
+
+class PlaceOrder(BaseModel):
+    """Input of `OrderWorkflow`: a validated, priced order."""
+
+    order_id: str
+    number: str
+    channel: str
+    external_id: str | None
+    customer: Customer
+    shipping_address: Address
+    currency: str
+    lines: list[OrderLine]
+    subtotal_minor: int
+    shipping_minor: int
+    total_minor: int
+    payment: PaymentIn
+    placed_at: datetime
+
+
+class OrderState(BaseModel):
+    """Everything known about one order: the workflow's query answer."""
+
+    order_id: str
+    number: str
+    channel: str
+    external_id: str | None
+    status: OrderStatus
+    payment_status: PaymentStatus
+    payment_method: str
+    failure_reason: FailureReason | None = None
+    failure_detail: str | None = None
+    customer: Customer
+    shipping_address: Address
+    currency: str
+    lines: list[OrderLine]
+    subtotal_minor: int
+    shipping_minor: int
+    total_minor: int
+    authorized_minor: int = 0
+    captured_minor: int = 0
+    shipments: list[ShipmentState] = []
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def received(cls, order: PlaceOrder) -> "OrderState":
+        return cls(
+            order_id=order.order_id,
+            number=order.number,
+            channel=order.channel,
+            external_id=order.external_id,
+            status=OrderStatus.RECEIVED,
+            payment_status=PaymentStatus.PENDING,
+            payment_method=order.payment.method,
+            customer=order.customer,
+            shipping_address=order.shipping_address,
+            currency=order.currency,
+            lines=order.lines,
+            subtotal_minor=order.subtotal_minor,
+            shipping_minor=order.shipping_minor,
+            total_minor=order.total_minor,
+            created_at=order.placed_at,
+            updated_at=order.placed_at,
+        )
+
+
+class OrderEventIn(BaseModel):
+    """Input of `record_order_event`: one timeline entry and the status it sets."""
+
+    order_id: str
+    event_id: str
+    at: datetime
+    type: str
+    message: str
+    actor: str = "system"
+    status: OrderStatus | None = None
+    payment_status: PaymentStatus | None = None
+    failure_reason: FailureReason | None = None
+    data: dict[str, Any] = {}
+
+
+def workflow_id_for(order_id: str) -> str:
+    """The id of the order's workflow, derived from the order id."""
+    return f"order-{order_id}"

@@ -1,0 +1,140 @@
+"""Shipments: the child workflow's input, its activities' messages and its state."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ShipmentStatus(StrEnum):
+    PENDING = "pending"
+    PICKING = "picking"
+    PACKED = "packed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+class ShipmentLine(BaseModel):
+    line: int
+    sku: str
+    quantity: int
+
+
+class ShipmentState(BaseModel):
+    shipment_id: str
+    number: str
+    warehouse: str
+    status: ShipmentStatus = ShipmentStatus.PENDING
+    lines: list[ShipmentLine]
+    package_code: str | None = None
+    weight_grams: int | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+    @property
+    def has_left(self) -> bool:
+        return self.status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED)
+
+
+class FulfilShipment(BaseModel):
+    """Input of `ShipmentWorkflow`."""
+
+    order_id: str
+    order_number: str
+    shipment: ShipmentState
+    country: str
+    postal_code: str
+
+
+class ShipmentEventIn(BaseModel):
+    """Input of `record_shipment_event`: a status change and its timeline entry."""
+
+    order_id: str
+    shipment: ShipmentState
+    event_id: str
+    at: datetime
+    type: str
+    message: str
+    actor: str = "system"
+    data: dict[str, Any] = {}
+
+
+class PickingTicket(BaseModel):
+    """What the warehouse answers when it is asked to pick a shipment.
+
+    An automatic warehouse confirms picking and packing by itself after the
+    given delays; a manual one waits for staff to confirm.
+    """
+
+    automatic: bool
+    pick_after_seconds: float = 0.0
+    pack_after_seconds: float = 0.0
+
+
+class PackShipment(BaseModel):
+    order_id: str
+    shipment: ShipmentState
+    event_id: str
+    at: datetime
+    actor: str = "system"
+
+
+class Packed(BaseModel):
+    package_code: str
+    weight_grams: int
+
+
+class BookShipment(BaseModel):
+    order_id: str
+    shipment: ShipmentState
+    country: str
+    postal_code: str
+    event_id: str
+    at: datetime
+
+
+class Booking(BaseModel):
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+    check_after_seconds: float
+
+
+class TrackShipment(BaseModel):
+    order_id: str
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    shipped_at: datetime
+
+
+class Tracking(BaseModel):
+    delivered: bool
+    delivered_at: datetime | None = None
+    description: str
+    check_after_seconds: float = Field(default=60.0, gt=0)
+
+
+class PickConfirmation(BaseModel):
+    """Signal from warehouse staff: the shipment's lines are picked."""
+
+    actor: str
+
+
+class PackConfirmation(BaseModel):
+    """Signal from warehouse staff: the parcel is packed and weighed."""
+
+    actor: str
+    weight_grams: int | None = Field(default=None, gt=0)
+
+
+class DeliveryConfirmation(BaseModel):
+    """Signal from a carrier's webhook: the parcel was delivered."""
+
+    delivered_at: datetime
+    description: str = "delivered"

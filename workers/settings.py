@@ -1,0 +1,52 @@
+"""Configuration: one settings class, read from `OMS_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting the processes read; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMS_", env_file=".env", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="",
+        description="PostgreSQL URL; empty starts the embedded server in the data dir",
+    )
+    temporal_address: str = Field(
+        default="",
+        description="Temporal frontend host:port; empty starts the embedded dev server",
+    )
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "oms-orders"
+    data_dir: Path = Path("./.oms")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_port: int = Field(
+        default=7233, description="port of the embedded Temporal dev server"
+    )
+    temporal_ui_port: int = 8233
+    log_level: str = "INFO"
+
+    # Sandbox warehouse and carrier: how long until they confirm by themselves.
+    sandbox_pick_seconds: float = Field(default=2.0, ge=0)
+    sandbox_pack_seconds: float = Field(default=2.0, ge=0)
+    sandbox_transit_seconds: float = Field(default=5.0, ge=0)
+
+    @property
+    def embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return not self.temporal_address
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

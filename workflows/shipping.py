@@ -1,0 +1,215 @@
+"""ShipmentWorkflow: one parcel from picking to delivery, a child of its order."""
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from models.shipping import (
+        Booking,
+        BookShipment,
+        DeliveryConfirmation,
+        FulfilShipment,
+        PackConfirmation,
+        Packed,
+        PackShipment,
+        PickConfirmation,
+        PickingTicket,
+        ShipmentEventIn,
+        ShipmentState,
+        ShipmentStatus,
+        Tracking,
+        TrackShipment,
+    )
+    from workflows.steps import run_step
+
+Condition = Callable[[], bool]
+
+
+@workflow.defn
+class ShipmentWorkflow:
+    @workflow.init
+    def __init__(self, request: FulfilShipment) -> None:
+        self._request = request
+        self._shipment = request.shipment.model_copy(deep=True)
+        self._picked: PickConfirmation | None = None
+        self._packed: PackConfirmation | None = None
+        self._delivered: DeliveryConfirmation | None = None
+
+    @workflow.run
+    async def run(self, request: FulfilShipment) -> ShipmentState:
+        ticket = await self._start_picking()
+        picked_by = await self._picking_done(ticket)
+        await self._record(
+            "shipment.picked", f"shipment {self._shipment.number} picked", picked_by
+        )
+        packed_by = await self._packing_done(ticket)
+        await self._pack(packed_by)
+        booking = await self._ship()
+        await self._track(booking)
+        await self._deliver()
+        return self._shipment
+
+    @workflow.query
+    def state(self) -> ShipmentState:
+        return self._shipment
+
+    @workflow.signal
+    def confirm_picked(self, confirmation: PickConfirmation) -> None:
+        self._picked = self._picked or confirmation
+
+    @workflow.signal
+    def confirm_packed(self, confirmation: PackConfirmation) -> None:
+        self._packed = self._packed or confirmation
+
+    @workflow.signal
+    def confirm_delivered(self, confirmation: DeliveryConfirmation) -> None:
+        self._delivered = self._delivered or confirmation
+
+    async def _start_picking(self) -> PickingTicket:
+        self._shipment.status = ShipmentStatus.PICKING
+        ticket = await run_step(
+            "start_picking",
+            self._event(
+                "shipment.picking",
+                f"shipment {self._shipment.number} sent to "
+                f"{self._shipment.warehouse} for picking",
+            ),
+            PickingTicket,
+            summary="start picking",
+        )
+        await self._report()
+        return ticket
+
+    async def _picking_done(self, ticket: PickingTicket) -> str:
+        automatic = ticket.pick_after_seconds if ticket.automatic else None
+        if await self._confirmed(lambda: self._picked is not None, automatic):
+            assert self._picked is not None
+            return self._picked.actor
+        return f"warehouse:{self._shipment.warehouse}"
+
+    async def _packing_done(self, ticket: PickingTicket) -> str:
+        automatic = ticket.pack_after_seconds if ticket.automatic else None
+        if await self._confirmed(lambda: self._packed is not None, automatic):
+            assert self._packed is not None
+            self._shipment.weight_grams = self._packed.weight_grams
+            return self._packed.actor
+        return f"warehouse:{self._shipment.warehouse}"
+
+    async def _pack(self, actor: str) -> None:
+        packed = await run_step(
+            "pack_shipment",
+            PackShipment(
+                order_id=self._request.order_id,
+                shipment=self._shipment,
+                event_id=str(workflow.uuid4()),
+                at=workflow.now(),
+                actor=actor,
+            ),
+            Packed,
+            summary="pack",
+        )
+        self._shipment.status = ShipmentStatus.PACKED
+        self._shipment.package_code = packed.package_code
+        self._shipment.weight_grams = packed.weight_grams
+        await self._report()
+
+    async def _ship(self) -> Booking:
+        booking = await run_step(
+            "ship_shipment",
+            BookShipment(
+                order_id=self._request.order_id,
+                shipment=self._shipment,
+                country=self._request.country,
+                postal_code=self._request.postal_code,
+                event_id=str(workflow.uuid4()),
+                at=workflow.now(),
+            ),
+            Booking,
+            summary="book carrier and ship",
+        )
+        self._shipment.status = ShipmentStatus.SHIPPED
+        self._shipment.carrier = booking.carrier
+        self._shipment.tracking_number = booking.tracking_number
+        self._shipment.shipped_at = booking.shipped_at
+        await self._report()
+        return booking
+
+    async def _track(self, booking: Booking) -> None:
+        """Wait for the carrier's delivery webhook, asking the carrier meanwhile."""
+        check_after = booking.check_after_seconds
+        while self._delivered is None:
+            if await self._confirmed(lambda: self._delivered is not None, check_after):
+                break
+            tracking = await run_step(
+                "track_shipment",
+                TrackShipment(
+                    order_id=self._request.order_id,
+                    shipment_id=self._shipment.shipment_id,
+                    carrier=booking.carrier,
+                    tracking_number=booking.tracking_number,
+                    shipped_at=booking.shipped_at,
+                ),
+                Tracking,
+                summary="track parcel",
+            )
+            if tracking.delivered and tracking.delivered_at is not None:
+                self._delivered = DeliveryConfirmation(
+                    delivered_at=tracking.delivered_at,
+                    description=tracking.description,
+                )
+            check_after = tracking.check_after_seconds
+
+    async def _deliver(self) -> None:
+        assert self._delivered is not None
+        self._shipment.status = ShipmentStatus.DELIVERED
+        self._shipment.delivered_at = self._delivered.delivered_at
+        await self._record(
+            "shipment.delivered",
+            f"shipment {self._shipment.number} delivered: "
+            f"{self._delivered.description}",
+            f"carrier:{self._shipment.carrier}",
+        )
+
+    async def _confirmed(self, done: Condition, timeout: float | None) -> bool:
+        """Wait until `done()`; True if it happened, False if `timeout` ran out."""
+        if timeout is not None and timeout <= 0:
+            return done()
+        try:
+            await workflow.wait_condition(
+                done, timeout=None if timeout is None else timedelta(seconds=timeout)
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    async def _record(self, event_type: str, message: str, actor: str) -> None:
+        await run_step(
+            "record_shipment_event",
+            self._event(event_type, message, actor),
+            type(None),
+            summary=event_type,
+        )
+        await self._report()
+
+    async def _report(self) -> None:
+        """Tell the order workflow where this shipment is now."""
+        parent = workflow.info().parent
+        if parent is not None:
+            await workflow.get_external_workflow_handle(
+                parent.workflow_id, run_id=parent.run_id
+            ).signal("shipment_progress", self._shipment)
+
+    def _event(
+        self, event_type: str, message: str, actor: str = "system"
+    ) -> ShipmentEventIn:
+        return ShipmentEventIn(
+            order_id=self._request.order_id,
+            shipment=self._shipment,
+            event_id=str(workflow.uuid4()),
+            at=workflow.now(),
+            type=event_type,
+            message=message,
+            actor=actor,
+        )
