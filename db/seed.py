@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.catalog import Product, ProductPrice
+from db.engine import create_engine
 from db.inventory import StockLevel, Warehouse
 
 logger = logging.getLogger(__name__)
@@ -75,3 +76,12 @@ async def seed_if_empty(engine: AsyncEngine) -> bool:
         len(PRODUCTS),
     )
     return True
+
+
+async def seed_database(database_url: str) -> bool:
+    """`seed_if_empty` on the database at `database_url`."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        return await seed_if_empty(engine)
+    finally:
+        await engine.dispose()

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from models.money import Currency
+from models.money import Currency, Money
 from models.shipping import ShipmentState
 
 
@@ -203,3 +203,113 @@ class OrderEventIn(BaseModel):
 def workflow_id_for(order_id: str) -> str:
     """The id of the order's workflow, derived from the order id."""
     return f"order-{order_id}"
+
+
+class OrderLinePublic(BaseModel):
+    line: int
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+    total: Money
+
+
+class Totals(BaseModel):
+    subtotal: Money
+    shipping: Money
+    total: Money
+
+
+class PaymentPublic(BaseModel):
+    method: str
+    status: PaymentStatus
+    authorized: Money
+    captured: Money
+
+
+class OrderPublic(BaseModel):
+    """An order as the API shows it."""
+
+    id: str
+    number: str
+    channel: str
+    external_id: str | None
+    status: OrderStatus
+    failure_reason: FailureReason | None
+    failure_detail: str | None
+    customer: Customer
+    shipping_address: Address
+    currency: str
+    lines: list[OrderLinePublic]
+    totals: Totals
+    payment: PaymentPublic
+    shipments: list[ShipmentState]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, state: OrderState) -> "OrderPublic":
+        def money(minor: int) -> Money:
+            return Money.of(minor, state.currency)
+
+        return cls(
+            id=state.order_id,
+            number=state.number,
+            channel=state.channel,
+            external_id=state.external_id,
+            status=state.status,
+            failure_reason=state.failure_reason,
+            failure_detail=state.failure_detail,
+            customer=state.customer,
+            shipping_address=state.shipping_address,
+            currency=state.currency,
+            lines=[
+                OrderLinePublic(
+                    line=line.line,
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    unit_price=money(line.unit_price_minor),
+                    total=money(line.total_minor),
+                )
+                for line in state.lines
+            ],
+            totals=Totals(
+                subtotal=money(state.subtotal_minor),
+                shipping=money(state.shipping_minor),
+                total=money(state.total_minor),
+            ),
+            payment=PaymentPublic(
+                method=state.payment_method,
+                status=state.payment_status,
+                authorized=money(state.authorized_minor),
+                captured=money(state.captured_minor),
+            ),
+            shipments=state.shipments,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+        )
+
+
+class OrderSummary(BaseModel):
+    """One row of `GET /v1/orders`."""
+
+    id: str
+    number: str
+    channel: str
+    external_id: str | None
+    status: OrderStatus
+    payment_status: PaymentStatus
+    failure_reason: FailureReason | None
+    customer_email: str
+    total: Money
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    type: str
+    actor: str
+    message: str
+    data: dict[str, Any]

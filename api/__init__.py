@@ -1,0 +1,1 @@
+"""HTTP API: starts, signals and queries order workflows; reads the read model."""

@@ -1,0 +1,71 @@
+"""The FastAPI application and its start-up."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import catalog, health, inventory, orders
+from api.deps import Services
+from api.errors import ProblemDetails, install_error_handlers
+from db.engine import create_engine
+from workers.settings import Settings, get_settings
+from workers.temporal import connect
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Order management: every order is a Temporal workflow from received to
+completed; stock, payments and the read model live in PostgreSQL.
+
+Errors are `application/problem+json` with a stable `type` per rule. Money is
+a decimal string with an ISO 4217 currency.
+"""
+
+
+def create_app(
+    settings: Settings | None = None, services: Services | None = None
+) -> FastAPI:
+    """Build the app; with `services` it uses them instead of connecting itself."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            yield
+            return
+        engine = create_engine(settings.database_url)
+        temporal = await connect(
+            settings.temporal_address, settings.temporal_namespace, wait_seconds=30
+        )
+        app.state.services = Services(engine, temporal, settings.temporal_task_queue)
+        logger.info(
+            "API connected to Temporal at %s (namespace %s)",
+            settings.temporal_address,
+            settings.temporal_namespace,
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="OMS",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={
+            422: {"model": ProblemDetails, "description": "Invalid request"},
+            500: {"model": ProblemDetails, "description": "Internal error"},
+            503: {"model": ProblemDetails, "description": "A backend is unavailable"},
+        },
+    )
+    if services is not None:
+        app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(orders.router, prefix="/v1")
+    app.include_router(catalog.router, prefix="/v1")
+    app.include_router(inventory.router, prefix="/v1")
+    return app

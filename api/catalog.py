@@ -1,0 +1,69 @@
+"""Catalogue: products with prices and the stock available to sell."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select
+
+from api.deps import ConnectionDep
+from db.catalog import Product as ProductRow
+from db.catalog import ProductPrice
+from db.inventory import StockLevel
+from models.catalog import Page, Product
+from models.money import Money
+
+router = APIRouter(tags=["catalogue"])
+
+
+@router.get("/products")
+async def list_products(
+    conn: ConnectionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="last SKU seen")
+    ] = None,
+) -> Page[Product]:
+    """The catalogue with prices and available stock, by SKU."""
+    available = (
+        select(
+            StockLevel.sku,
+            func.sum(StockLevel.on_hand - StockLevel.reserved).label("available"),
+        )
+        .group_by(StockLevel.sku)
+        .subquery()
+    )
+    query = (
+        select(ProductRow, func.coalesce(available.c.available, 0))
+        .outerjoin(available, available.c.sku == ProductRow.sku)
+        .order_by(ProductRow.sku)
+        .limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(ProductRow.sku > cursor)
+    rows = (await conn.execute(query)).all()
+    page, more = rows[:limit], len(rows) > limit
+    prices: dict[str, list[Money]] = {}
+    if page:
+        price_rows = await conn.execute(
+            select(ProductPrice)
+            .where(ProductPrice.sku.in_([row.sku for row in page]))
+            .order_by(ProductPrice.sku, ProductPrice.currency)
+        )
+        for price in price_rows:
+            prices.setdefault(price.sku, []).append(
+                Money.of(price.amount_minor, price.currency)
+            )
+    return Page(
+        items=[
+            Product(
+                sku=row.sku,
+                name=row.name,
+                category=row.category,
+                weight_grams=row.weight_grams,
+                prices=prices.get(row.sku, []),
+                available=int(units),
+            )
+            for row, units in ((r[0], r[1]) for r in page)
+        ],
+        next_cursor=page[-1][0].sku if more else None,
+    )

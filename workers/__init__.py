@@ -1,0 +1,1 @@
+"""Process entry points: the `oms` command, the Temporal worker, the dev stack."""

@@ -1,0 +1,182 @@
+"""`oms dev`: the whole system on one machine, on embedded defaults.
+
+Starts PostgreSQL and the Temporal dev server (unless configured to use
+running ones), migrates, loads the demo catalogue into an empty database,
+then runs the worker and the API as child processes and supervises them.
+Ctrl-C or SIGTERM stops everything in reverse order.
+"""
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+from db.migrate import upgrade
+from db.seed import seed_database
+from workers.embedded import (
+    EmbeddedError,
+    embedded_postgres,
+    port_is_free,
+    stop_process,
+    temporal_dev_server,
+)
+from workers.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class DevError(RuntimeError):
+    """The dev stack cannot start; the message says why and what to do."""
+
+
+def run_dev(settings: Settings) -> int:
+    started = time.monotonic()
+    data_dir = settings.data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stop = _stop_on_signals()
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(_only_instance(data_dir))
+            if not port_is_free(settings.api_port, settings.api_host):
+                raise DevError(
+                    f"port {settings.api_port} is taken; set OMS_API_PORT to a free one"
+                )
+            database_url = settings.database_url or stack.enter_context(
+                embedded_postgres(data_dir / "postgres")
+            )
+            temporal_address = settings.temporal_address or stack.enter_context(
+                temporal_dev_server(
+                    data_dir / "temporal.db",
+                    port=settings.temporal_port,
+                    ui_port=settings.temporal_ui_port,
+                    namespace=settings.temporal_namespace,
+                    log_file=data_dir / "temporal.log",
+                )
+            )
+            upgrade(database_url)
+            asyncio.run(seed_database(database_url))
+
+            env = {
+                **os.environ,
+                "OMS_DATABASE_URL": database_url,
+                "OMS_TEMPORAL_ADDRESS": temporal_address,
+            }
+            children = {
+                name: stack.enter_context(_child(name, env))
+                for name in ("worker", "api")
+            }
+            api_url = f"http://{settings.api_host}:{settings.api_port}"
+            _wait_ready(f"{api_url}/readyz", children, stop)
+            if stop.is_set():
+                return 0
+            _announce(settings, api_url, database_url, time.monotonic() - started)
+            return _supervise(children, stop)
+    except (DevError, EmbeddedError) as error:
+        logger.error("%s", error)
+        return 1
+    finally:
+        logger.info("oms dev stopped")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        if not stop.is_set():
+            logger.info("%s received, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+@contextmanager
+def _only_instance(data_dir: Path) -> Iterator[None]:
+    with (data_dir / "dev.lock").open("a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DevError(
+                f"another `oms dev` is running on {data_dir}; stop it first or set "
+                "OMS_DATA_DIR to another folder"
+            ) from None
+        yield
+
+
+@contextmanager
+def _child(name: str, env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"]:
+    # Own session: Ctrl-C reaches only this supervisor, which stops the
+    # children in order instead of all at once.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers", name], env=env, start_new_session=True
+    )
+    logger.info("started %s (pid %s)", name, process.pid)
+    try:
+        yield process
+    finally:
+        stop_process(process, name)
+
+
+def _wait_ready(
+    url: str, children: dict[str, "subprocess.Popen[bytes]"], stop: threading.Event
+) -> None:
+    deadline = time.monotonic() + 90
+    while not stop.is_set():
+        _check_children(children)
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise DevError(f"the API did not become ready at {url}")
+        stop.wait(0.2)
+
+
+def _check_children(children: dict[str, "subprocess.Popen[bytes]"]) -> None:
+    for name, process in children.items():
+        if process.poll() is not None:
+            raise DevError(f"the {name} exited with code {process.returncode}")
+
+
+def _supervise(
+    children: dict[str, "subprocess.Popen[bytes]"], stop: threading.Event
+) -> int:
+    while not stop.wait(0.5):
+        try:
+            _check_children(children)
+        except DevError as error:
+            logger.error("%s; stopping the stack", error)
+            return 1
+    return 0
+
+
+def _announce(
+    settings: Settings, api_url: str, database_url: str, seconds: float
+) -> None:
+    ui = (
+        f"http://localhost:{settings.temporal_ui_port}/namespaces/"
+        f"{settings.temporal_namespace}/workflows"
+        if settings.embedded_temporal
+        else f"the Temporal UI of {settings.temporal_address}"
+    )
+    lines = [
+        f"OMS is ready ({seconds:.1f}s)",
+        f"  API docs     {api_url}/docs",
+        f"  Temporal UI  {ui}",
+        f"  database     {database_url}",
+        f"  data dir     {settings.data_dir.expanduser().resolve()}",
+        "Press Ctrl-C to stop.",
+    ]
+    logger.info("\n%s", "\n".join(lines))

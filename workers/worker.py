@@ -1,0 +1,87 @@
+"""The Temporal worker: every workflow and activity of the OMS on one queue."""
+
+import asyncio
+import logging
+import signal
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.inventory import InventoryActivities
+from activities.orders import OrderActivities
+from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
+from activities.shipping import Carrier, SandboxCarrier, ShippingActivities
+from db.engine import create_engine
+from workers.settings import Settings
+from workers.temporal import connect
+from workflows.orders import OrderWorkflow
+from workflows.shipping import ShipmentWorkflow
+
+logger = logging.getLogger(__name__)
+
+WORKFLOWS = [OrderWorkflow, ShipmentWorkflow]
+
+
+def build_worker(
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    gateway: PaymentGateway | None = None,
+    carrier: Carrier | None = None,
+) -> Worker:
+    """A worker with the sandbox gateway and carrier unless others are given."""
+    orders = OrderActivities(engine)
+    inventory = InventoryActivities(engine)
+    payments = PaymentActivities(engine, gateway or SandboxGateway())
+    shipping = ShippingActivities(
+        engine,
+        carrier or SandboxCarrier(settings.sandbox_transit_seconds),
+        pick_seconds=settings.sandbox_pick_seconds,
+        pack_seconds=settings.sandbox_pack_seconds,
+    )
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            orders.record_order,
+            orders.record_order_event,
+            inventory.reserve_stock,
+            inventory.release_stock,
+            payments.authorize_payment,
+            payments.capture_payment,
+            payments.void_payment,
+            shipping.start_picking,
+            shipping.record_shipment_event,
+            shipping.pack_shipment,
+            shipping.ship_shipment,
+            shipping.track_shipment,
+        ],
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
+    engine = create_engine(settings.database_url)
+    client = await connect(
+        settings.temporal_address, settings.temporal_namespace, wait_seconds=30
+    )
+    worker = build_worker(client, engine, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    logger.info(
+        "worker polling task queue %s on %s",
+        settings.temporal_task_queue,
+        settings.temporal_address,
+    )
+    try:
+        async with worker:
+            await stop.wait()
+            logger.info("worker stopping")
+    finally:
+        await engine.dispose()
+    logger.info("worker stopped")
