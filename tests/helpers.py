@@ -1,0 +1,182 @@
+"""Builders and probes shared by the tests."""
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowHandle
+
+from db.inventory import Reservation, StockLevel
+from db.orders import OrderEvent
+from db.payments import PaymentEvent
+from models.orders import (
+    Address,
+    Customer,
+    OrderLine,
+    OrderState,
+    PaymentIn,
+    PlaceOrder,
+    workflow_id_for,
+)
+from workflows.orders import OrderWorkflow
+
+T = TypeVar("T")
+
+RESULT_TIMEOUT = 60.0
+
+
+def order_body(*skus: str, token: str = "tok_visa", **overrides: Any) -> dict[str, Any]:
+    """A valid `POST /v1/orders` body: one unit of each SKU."""
+    body: dict[str, Any] = {
+        "channel": "test",
+        "customer": {"email": "ada@example.com", "name": "Ada Lovelace"},
+        "shipping_address": {
+            "country": "DE",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "line1": "Invalidenstr. 1",
+        },
+        "lines": [{"sku": sku, "quantity": 1} for sku in skus],
+        "currency": "EUR",
+        "payment": {"method": "card", "token": token},
+    }
+    body.update(overrides)
+    return body
+
+
+def place_order(
+    lines: list[tuple[str, int]], *, token: str = "tok_visa", price_minor: int = 1000
+) -> PlaceOrder:
+    """A priced order as the API would hand it to the workflow."""
+    order_lines = [
+        OrderLine(
+            line=i,
+            sku=sku,
+            name=f"test {sku}",
+            quantity=quantity,
+            unit_price_minor=price_minor,
+            total_minor=price_minor * quantity,
+        )
+        for i, (sku, quantity) in enumerate(lines, start=1)
+    ]
+    total = sum(line.total_minor for line in order_lines)
+    order_id = str(uuid.uuid4())
+    return PlaceOrder(
+        order_id=order_id,
+        number=f"T-{order_id[:8].upper()}",
+        channel="test",
+        external_id=None,
+        customer=Customer(email="ada@example.com", name="Ada Lovelace"),
+        shipping_address=Address(
+            country="DE", city="Berlin", postal_code="10115", line1="Invalidenstr. 1"
+        ),
+        currency="EUR",
+        lines=order_lines,
+        subtotal_minor=total,
+        shipping_minor=0,
+        total_minor=total,
+        payment=PaymentIn(method="card", token=token),
+        placed_at=datetime.now(UTC),
+    )
+
+
+async def start_order(
+    client: Client, order: PlaceOrder, task_queue: str
+) -> WorkflowHandle[OrderWorkflow, OrderState]:
+    return await client.start_workflow(
+        OrderWorkflow.run,
+        order,
+        id=workflow_id_for(order.order_id),
+        task_queue=task_queue,
+    )
+
+
+async def finished(handle: WorkflowHandle[Any, T]) -> T:
+    """The workflow's result, failing the test if it takes too long."""
+    return await asyncio.wait_for(handle.result(), RESULT_TIMEOUT)
+
+
+async def until_query(
+    handle: WorkflowHandle[Any, Any],
+    query: Callable[[], Any],
+    holds: Callable[[Any], bool],
+    timeout: float = RESULT_TIMEOUT,
+) -> Any:
+    """Query after every new history event until `holds(answer)`; return it.
+
+    The wait is the server's long poll on the workflow's history, so the test
+    wakes exactly when the workflow moves, never on a guessed delay.
+    """
+
+    async def poll() -> Any:
+        answer = await handle.query(query)
+        if holds(answer):
+            return answer
+        async for _ in handle.fetch_history_events(wait_new_event=True):
+            answer = await handle.query(query)
+            if holds(answer):
+                return answer
+        raise AssertionError(f"workflow closed before the condition held: {answer}")
+
+    return await asyncio.wait_for(poll(), timeout)
+
+
+async def stock_of(engine: AsyncEngine, sku: str) -> dict[str, tuple[int, int]]:
+    """{warehouse: (on_hand, reserved)} for one SKU."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(StockLevel.warehouse, StockLevel.on_hand, StockLevel.reserved).where(
+                StockLevel.sku == sku
+            )
+        )
+        return {row.warehouse: (row.on_hand, row.reserved) for row in rows}
+
+
+async def reservations_of(engine: AsyncEngine, order_id: str) -> list[tuple[str, str, int, str]]:
+    """[(sku, warehouse, quantity, state)] of one order, by line."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                Reservation.sku,
+                Reservation.warehouse,
+                Reservation.quantity,
+                Reservation.state,
+            )
+            .where(Reservation.order_id == order_id)
+            .order_by(Reservation.line)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def payment_events_of(engine: AsyncEngine, order_id: str) -> list[tuple[str, int]]:
+    """[(kind, amount_minor)] of one order, oldest first."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(PaymentEvent.kind, PaymentEvent.amount_minor)
+            .where(PaymentEvent.order_id == order_id)
+            .order_by(PaymentEvent.id)
+        )
+        return [(row.kind, row.amount_minor) for row in rows]
+
+
+async def timeline_of(engine: AsyncEngine, order_id: str) -> list[str]:
+    """The event types on an order's timeline, oldest first."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(OrderEvent.type)
+            .where(OrderEvent.order_id == order_id)
+            .order_by(OrderEvent.at, OrderEvent.seq)
+        )
+        return list(rows.scalars())
+
+
+async def count_rows(engine: AsyncEngine, table: Any, **where: Any) -> int:
+    async with engine.connect() as conn:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(getattr(table.c, column) == value)
+        return int((await conn.execute(query)).scalar_one())
