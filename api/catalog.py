@@ -33,7 +33,13 @@ async def list_products(
         .subquery()
     )
     query = (
-        select(ProductRow, func.coalesce(available.c.available, 0))
+        select(
+            ProductRow.sku,
+            ProductRow.name,
+            ProductRow.category,
+            ProductRow.weight_grams,
+            func.coalesce(available.c.available, 0).label("available"),
+        )
         .outerjoin(available, available.c.sku == ProductRow.sku)
         .order_by(ProductRow.sku)
         .limit(limit + 1)
@@ -61,9 +67,9 @@ async def list_products(
                 category=row.category,
                 weight_grams=row.weight_grams,
                 prices=prices.get(row.sku, []),
-                available=int(units),
+                available=int(row.available),
             )
-            for row, units in ((r[0], r[1]) for r in page)
+            for row in page
         ],
-        next_cursor=page[-1][0].sku if more else None,
+        next_cursor=page[-1].sku if more else None,
     )

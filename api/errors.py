@@ -86,6 +86,16 @@ def field_path(location: tuple[int | str, ...] | list[Any]) -> str:
     return path or "body"
 
 
+def _field_error(item: dict[str, Any]) -> FieldError:
+    if item["type"] == "json_invalid":
+        reason = item.get("ctx", {}).get("error", "malformed")
+        return FieldError(
+            field="body",
+            message=f"invalid JSON at character {item['loc'][-1]}: {reason}",
+        )
+    return FieldError(field=field_path(item["loc"]), message=item["msg"])
+
+
 _GENERIC_HTTP = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
@@ -102,10 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_invalid(
         request: Request, error: RequestValidationError
     ) -> JSONResponse:
-        errors = [
-            FieldError(field=field_path(item["loc"]), message=item["msg"])
-            for item in error.errors()
-        ]
+        errors = [_field_error(item) for item in error.errors()]
         fields = ", ".join(sorted({e.field for e in errors}))
         return problem_response(
             Problem(

@@ -1,10 +1,11 @@
 """Orders: what an integrator sends, what the workflow holds, what the API shows."""
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from models.money import Currency, Money
 from models.shipping import ShipmentState
@@ -42,19 +43,47 @@ TERMINAL_STATUSES = frozenset(
     {OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.FAILED}
 )
 
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value[:80]!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
-Channel = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Email = Annotated[
+Channel = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    _matching(
+        r"[a-z0-9][a-z0-9_.-]{0,63}",
+        "a channel code (lower-case letters, digits, '.', '_', '-'; up to 64)",
     ),
 ]
+Sku = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a SKU (letters, digits, '.', '_', '-')"
+    ),
+]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    _matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address"),
+]
+Country = Annotated[
+    str, _matching(r"[A-Z]{2}", "an ISO 3166-1 alpha-2 country code such as DE")
+]
+Phone = Annotated[str, _matching(r"\+?[0-9 ()-]{5,32}", "a phone number")]
 DecimalString = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{1,12}(\.\d{1,4})?$")
+    str,
+    StringConstraints(strip_whitespace=True),
+    _matching(r"\d{1,12}(\.\d{1,4})?", "a decimal amount such as '19.99'"),
 ]
 
 
@@ -67,15 +96,11 @@ class Contract(BaseModel):
 class Customer(Contract):
     email: Email
     name: Text
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,32}$")] | None = (
-        None
-    )
+    phone: Phone | None = None
 
 
 class Address(Contract):
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
-        description="ISO 3166-1 alpha-2 country code, e.g. DE"
-    )
+    country: Country = Field(description="ISO 3166-1 alpha-2 country code, e.g. DE")
     city: Text
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
     line1: Text

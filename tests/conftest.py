@@ -140,7 +140,10 @@ async def make_product(engine: AsyncEngine) -> MakeProduct:
         async with engine.begin() as conn:
             await conn.execute(
                 insert(Product).values(
-                    sku=sku, name=f"test {sku}", category="test", weight_grams=weight_grams
+                    sku=sku,
+                    name=f"test {sku}",
+                    category="test",
+                    weight_grams=weight_grams,
                 )
             )
             await conn.execute(

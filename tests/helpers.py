@@ -102,7 +102,7 @@ async def finished(handle: WorkflowHandle[Any, T]) -> T:
 
 async def until_query(
     handle: WorkflowHandle[Any, Any],
-    query: Callable[[], Any],
+    query: Callable[[Any], Any],
     holds: Callable[[Any], bool],
     timeout: float = RESULT_TIMEOUT,
 ) -> Any:
@@ -136,7 +136,9 @@ async def stock_of(engine: AsyncEngine, sku: str) -> dict[str, tuple[int, int]]:
         return {row.warehouse: (row.on_hand, row.reserved) for row in rows}
 
 
-async def reservations_of(engine: AsyncEngine, order_id: str) -> list[tuple[str, str, int, str]]:
+async def reservations_of(
+    engine: AsyncEngine, order_id: str
+) -> list[tuple[str, str, int, str]]:
     """[(sku, warehouse, quantity, state)] of one order, by line."""
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -152,7 +154,9 @@ async def reservations_of(engine: AsyncEngine, order_id: str) -> list[tuple[str,
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-async def payment_events_of(engine: AsyncEngine, order_id: str) -> list[tuple[str, int]]:
+async def payment_events_of(
+    engine: AsyncEngine, order_id: str
+) -> list[tuple[str, int]]:
     """[(kind, amount_minor)] of one order, oldest first."""
     async with engine.connect() as conn:
         rows = await conn.execute(

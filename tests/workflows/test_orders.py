@@ -31,7 +31,9 @@ async def test_order_completes_when_stock_and_card_are_fine(
     mug = await make_product({FIRST: 3})
     order = place_order([(shirt, 2), (mug, 1)], price_minor=1250)
 
-    state = await finished(await start_order(client, order, settings.temporal_task_queue))
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
 
     assert state.status == OrderStatus.COMPLETED
     assert state.payment_status == PaymentStatus.CAPTURED
@@ -81,7 +83,9 @@ async def test_order_fails_out_of_stock_and_holds_nothing(
     only_second = await make_product({SECOND: 10})
     order = place_order([(only_first, 1), (only_second, 1)])
 
-    state = await finished(await start_order(client, order, settings.temporal_task_queue))
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
 
     assert state.status == OrderStatus.FAILED
     assert state.failure_reason == FailureReason.OUT_OF_STOCK
@@ -103,7 +107,9 @@ async def test_order_fails_out_of_stock_when_quantity_exceeds_stock(
     scarce = await make_product({FIRST: 2, SECOND: 2})
     order = place_order([(scarce, 3)])
 
-    state = await finished(await start_order(client, order, settings.temporal_task_queue))
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
 
     assert state.failure_reason == FailureReason.OUT_OF_STOCK
     assert await stock_of(engine, scarce) == {FIRST: (2, 0), SECOND: (2, 0)}
@@ -119,7 +125,9 @@ async def test_declined_card_releases_the_reservation(
     sku = await make_product({FIRST: 4})
     order = place_order([(sku, 3)], token="tok_decline")
 
-    state = await finished(await start_order(client, order, settings.temporal_task_queue))
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
 
     assert state.status == OrderStatus.FAILED
     assert state.failure_reason == FailureReason.PAYMENT_DECLINED
@@ -144,7 +152,9 @@ async def test_flaky_gateway_is_retried_to_one_authorization(
     sku = await make_product({FIRST: 1})
     order = place_order([(sku, 1)], token="tok_flaky")
 
-    state = await finished(await start_order(client, order, settings.temporal_task_queue))
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
 
     key = f"{order.order_id}:authorize"
     assert state.status == OrderStatus.COMPLETED

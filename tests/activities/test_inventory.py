@@ -1,0 +1,141 @@
+"""Stock reservations on PostgreSQL: one warehouse, once, never oversold."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.inventory import InventoryActivities
+from db.inventory import StockLevel
+from models.errors import FailureType
+from models.inventory import ReleaseStock, Reservation, ReserveStock, StockLine
+from tests.conftest import FIRST, SECOND, MakeProduct
+from tests.helpers import reservations_of, stock_of
+
+
+def reserve_request(order_id: str, *lines: tuple[str, int]) -> ReserveStock:
+    return ReserveStock(
+        order_id=order_id,
+        lines=[
+            StockLine(line=i, sku=sku, quantity=quantity)
+            for i, (sku, quantity) in enumerate(lines, start=1)
+        ],
+        event_id=str(uuid.uuid4()),
+        at=datetime.now(UTC),
+    )
+
+
+def release_request(order_id: str) -> ReleaseStock:
+    return ReleaseStock(
+        order_id=order_id,
+        event_id=str(uuid.uuid4()),
+        at=datetime.now(UTC),
+        reason="test",
+    )
+
+
+async def reserve(engine: AsyncEngine, request: ReserveStock) -> Reservation:
+    activities = InventoryActivities(engine)
+    return await ActivityEnvironment().run(activities.reserve_stock, request)
+
+
+async def test_reserve_takes_the_first_warehouse_that_has_every_line(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    a = await make_product({FIRST: 5, SECOND: 5})
+    b = await make_product({FIRST: 1, SECOND: 5})
+    order_id = str(uuid.uuid4())
+
+    reservation = await reserve(engine, reserve_request(order_id, (a, 2), (b, 2)))
+
+    assert reservation.warehouse == SECOND
+    assert await stock_of(engine, a) == {FIRST: (5, 0), SECOND: (5, 2)}
+    assert await stock_of(engine, b) == {FIRST: (1, 0), SECOND: (5, 2)}
+
+
+async def test_reserve_twice_for_one_order_reserves_once(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    order_id = str(uuid.uuid4())
+
+    first = await reserve(engine, reserve_request(order_id, (sku, 2)))
+    again = await reserve(engine, reserve_request(order_id, (sku, 2)))
+
+    assert first == again
+    assert await stock_of(engine, sku) == {FIRST: (5, 2)}
+    assert await reservations_of(engine, order_id) == [(sku, FIRST, 2, "reserved")]
+
+
+async def test_reserve_without_stock_is_a_final_out_of_stock(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 1})
+
+    with pytest.raises(ApplicationError) as raised:
+        await reserve(engine, reserve_request(str(uuid.uuid4()), (sku, 2)))
+
+    assert raised.value.type == FailureType.OUT_OF_STOCK
+    assert raised.value.non_retryable
+    assert await stock_of(engine, sku) == {FIRST: (1, 0)}
+
+
+async def test_racing_orders_never_take_more_than_is_on_hand(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 3, SECOND: 2})
+
+    results = await asyncio.gather(
+        *(
+            reserve(engine, reserve_request(str(uuid.uuid4()), (sku, 1)))
+            for _ in range(20)
+        ),
+        return_exceptions=True,
+    )
+
+    accepted = [r for r in results if isinstance(r, Reservation)]
+    refused = [r for r in results if isinstance(r, ApplicationError)]
+    assert len(accepted) == 5
+    assert len(refused) == 15
+    assert {r.type for r in refused} == {FailureType.OUT_OF_STOCK}
+    assert await stock_of(engine, sku) == {FIRST: (3, 3), SECOND: (2, 2)}
+
+
+async def test_release_gives_stock_back_once(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    order_id = str(uuid.uuid4())
+    await reserve(engine, reserve_request(order_id, (sku, 3)))
+    activities = InventoryActivities(engine)
+
+    first = await ActivityEnvironment().run(
+        activities.release_stock, release_request(order_id)
+    )
+    again = await ActivityEnvironment().run(
+        activities.release_stock, release_request(order_id)
+    )
+
+    assert (first.units, again.units) == (3, 0)
+    assert await stock_of(engine, sku) == {FIRST: (5, 0)}
+    assert await reservations_of(engine, order_id) == [(sku, FIRST, 3, "released")]
+
+
+async def test_database_refuses_to_reserve_more_than_on_hand(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 2})
+
+    with pytest.raises(IntegrityError, match="reserved_within_on_hand"):
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(StockLevel)
+                .where(StockLevel.sku == sku, StockLevel.warehouse == FIRST)
+                .values(reserved=3)
+            )
