@@ -25,6 +25,7 @@ from db.migrate import upgrade
 from db.seed import seed_database
 from workers.embedded import (
     EmbeddedError,
+    die_with_parent,
     embedded_postgres,
     port_is_free,
     stop_process,
@@ -119,7 +120,10 @@ def _child(name: str, env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"
     # Own session: Ctrl-C reaches only this supervisor, which stops the
     # children in order instead of all at once.
     process = subprocess.Popen(
-        [sys.executable, "-m", "workers", name], env=env, start_new_session=True
+        [sys.executable, "-m", "workers", name],
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     logger.info("started %s (pid %s)", name, process.pid)
     try:

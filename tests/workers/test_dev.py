@@ -1,0 +1,104 @@
+"""`oms dev` as a user runs it: up, an order to completed, Ctrl-C, down.
+
+The stack under test uses this session's PostgreSQL and Temporal (through
+OMS_DATABASE_URL and OMS_TEMPORAL_ADDRESS), so it starts only the worker and
+API processes of its own.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from models.orders import workflow_id_for
+from tests.conftest import FIRST, MakeProduct
+from tests.helpers import RESULT_TIMEOUT, finished, order_body
+from workers.settings import Settings
+from workflows.orders import OrderWorkflow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class DevStack:
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log: list[str] = []
+
+    async def read_until(self, marker: str) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            self.log.append(line)
+            if marker in line:
+                return
+        raise AssertionError("oms dev exited:\n" + "\n".join(self.log[-30:]))
+
+
+@pytest.fixture
+async def dev_stack(
+    settings: Settings, client: Client, tmp_path: Path
+) -> AsyncIterator[DevStack]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OMS_DATABASE_URL": settings.database_url,
+        "OMS_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "OMS_TEMPORAL_TASK_QUEUE": f"oms-dev-test-{uuid.uuid4().hex[:8]}",
+        "OMS_API_PORT": str(port),
+        "OMS_DATA_DIR": str(tmp_path / "data"),
+        "OMS_SANDBOX_PICK_SECONDS": "0.05",
+        "OMS_SANDBOX_PACK_SECONDS": "0.05",
+        "OMS_SANDBOX_TRANSIT_SECONDS": "0.1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "workers",
+        "dev",
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    stack = DevStack(process, port)
+    try:
+        yield stack
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_oms_dev_takes_an_order_to_completed_and_stops_on_sigterm(
+    dev_stack: DevStack, client: Client, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 3})
+    await asyncio.wait_for(dev_stack.read_until("Press Ctrl-C to stop"), RESULT_TIMEOUT)
+    assert any(f"{dev_stack.url}/docs" in line for line in dev_stack.log)
+
+    async with httpx.AsyncClient(base_url=dev_stack.url) as http:
+        created = await http.post("/v1/orders", json=order_body(sku))
+        assert created.status_code == 201, created.text
+        order_id = created.json()["id"]
+        await finished(
+            client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
+        )
+        order = (await http.get(f"/v1/orders/{order_id}")).json()
+    assert order["status"] == "completed"
+
+    dev_stack.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(dev_stack.read_until("oms dev stopped"), RESULT_TIMEOUT)
+    assert await asyncio.wait_for(dev_stack.process.wait(), RESULT_TIMEOUT) == 0
+    assert any("worker stopped" in line for line in dev_stack.log)

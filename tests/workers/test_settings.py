@@ -1,0 +1,65 @@
+"""Settings from the environment, and the compose file that sets them."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workers.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_settings_read_oms_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMS_DATABASE_URL", "postgresql://db/oms")
+    monkeypatch.setenv("OMS_TEMPORAL_ADDRESS", "temporal:7233")
+    monkeypatch.setenv("OMS_API_PORT", "9000")
+    monkeypatch.setenv("OMS_DATA_DIR", "/var/lib/oms")
+
+    settings = Settings()
+
+    assert settings.database_url == "postgresql://db/oms"
+    assert settings.temporal_address == "temporal:7233"
+    assert settings.api_port == 9000
+    assert settings.data_dir == Path("/var/lib/oms")
+    assert not settings.embedded_database and not settings.embedded_temporal
+
+
+def test_defaults_are_the_embedded_dev_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OMS_DATABASE_URL", "OMS_TEMPORAL_ADDRESS", "OMS_API_PORT"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = Settings(_env_file=None)
+
+    assert settings.embedded_database and settings.embedded_temporal
+    assert (settings.api_port, settings.temporal_ui_port) == (8000, 8233)
+    assert settings.data_dir == Path(".oms")
+
+
+def test_compose_sets_only_settings_the_code_reads() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    known = {f"OMS_{name.upper()}" for name in Settings.model_fields}
+
+    app_services = {
+        name: service
+        for name, service in compose["services"].items()
+        if any(key.startswith("OMS_") for key in service.get("environment", {}))
+    }
+
+    assert set(app_services) == {"migrate", "api", "worker"}
+    for name, service in app_services.items():
+        oms_vars = {k for k in service["environment"] if k.startswith("OMS_")}
+        assert oms_vars <= known, f"{name} sets unknown settings {oms_vars - known}"
+        assert {"OMS_DATABASE_URL", "OMS_TEMPORAL_ADDRESS"} <= oms_vars
+        assert service["command"][-1].split("&&")[-1].strip().startswith("oms ")
+
+
+def test_compose_wires_services_to_each_other() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    env = services["api"]["environment"]
+
+    host = env["OMS_TEMPORAL_ADDRESS"].split(":")[0]
+    assert host in services
+    assert "@postgresql:" in env["OMS_DATABASE_URL"]
+    assert "postgresql" in services
+    assert services["api"]["ports"] == [f"{env['OMS_API_PORT']}:{env['OMS_API_PORT']}"]
