@@ -160,3 +160,11 @@ async def make_product(engine: AsyncEngine) -> MakeProduct:
         return sku
 
     return make
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-histories",
+        action="store_true",
+        help="save the workflow histories of tests/workflows/test_replay.py",
+    )
