@@ -17,8 +17,9 @@ def _configure_logging(role: str, level: str) -> None:
         format=f"%(asctime)s {role:<6} %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Temporal's core logs every poll at DEBUG; keep its warnings only.
-    logging.getLogger("temporalio").setLevel(max(logging.INFO, logging.root.level))
+    # Libraries that narrate their internals at INFO: keep their warnings.
+    for noisy in ("alembic.runtime.plugins", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _require_servers(settings: Settings, command: str) -> None:
