@@ -3,7 +3,7 @@
 import base64
 import binascii
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
@@ -47,6 +47,8 @@ router = APIRouter(tags=["orders"])
 OrderRef = Annotated[
     str, Path(max_length=64, description="order id (UUID) or number (SO-000123)")
 ]
+# A query needs a worker; without one, answer from the read model instead.
+QUERY_TIMEOUT = timedelta(seconds=5)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ProblemDetails, "description": "Unknown order"}
 }
@@ -168,7 +170,7 @@ async def _current_state(
         )
     )
     try:
-        return await handle.query(OrderWorkflow.state)
+        return await handle.query(OrderWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             logger.warning(

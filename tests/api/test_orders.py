@@ -4,13 +4,23 @@ import asyncio
 import uuid
 
 import httpx
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
+from activities.orders import OrderActivities
 from db.orders import OrderIntake
-from models.orders import workflow_id_for
+from models.orders import OrderEventIn, OrderStatus, PaymentStatus, workflow_id_for
 from tests.conftest import FIRST, MakeProduct
-from tests.helpers import count_rows, finished, order_body, reservations_of, stock_of
+from tests.helpers import (
+    count_rows,
+    finished,
+    order_body,
+    place_order,
+    reservations_of,
+    stock_of,
+)
 from workflows.orders import OrderWorkflow
 
 PROBLEM = "application/problem+json"
@@ -189,3 +199,45 @@ async def test_list_orders_filters_and_pages_newest_first(
         "/v1/orders", params={"channel": channel, "status": "failed"}
     )
     assert failed.json()["items"] == []
+
+
+async def test_order_whose_history_is_gone_is_read_from_the_read_model(
+    api: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # What is left of an order once Temporal's retention removed its history:
+    # the intake row and the read model. No workflow with its id exists.
+    order = place_order([("T-ARCHIVED", 2)])
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(OrderIntake).values(
+                order_id=order.order_id,
+                number=order.number,
+                channel=order.channel,
+                request_hash="0" * 64,
+                payload=order.model_dump(mode="json"),
+            )
+        )
+    activities = OrderActivities(engine)
+    await ActivityEnvironment().run(activities.record_order, order)
+    await ActivityEnvironment().run(
+        activities.record_order_event,
+        OrderEventIn(
+            order_id=order.order_id,
+            event_id=str(uuid.uuid4()),
+            at=order.placed_at,
+            type="order.completed",
+            message="done",
+            status=OrderStatus.COMPLETED,
+            payment_status=PaymentStatus.CAPTURED,
+        ),
+    )
+
+    answer = await api.get(f"/v1/orders/{order.number}")
+
+    assert answer.status_code == 200
+    shown = answer.json()
+    assert (shown["id"], shown["status"]) == (order.order_id, "completed")
+    assert shown["payment"]["status"] == "captured"
+    assert [(line["sku"], line["quantity"]) for line in shown["lines"]] == [
+        ("T-ARCHIVED", 2)
+    ]
