@@ -192,7 +192,8 @@ class PaymentActivities:
                 idempotency_key=request.idempotency_key,
             )
         except CardDeclined as declined:
-            await self._record_decline(request, payment_id, str(declined))
+            await self._record_outcome(request, payment_id, declined=str(declined))
+            activity.logger.info("order %s: payment declined", request.order_id)
             raise ApplicationError(
                 str(declined), type=FailureType.PAYMENT_DECLINED, non_retryable=True
             ) from declined
@@ -204,43 +205,7 @@ class PaymentActivities:
             )
             raise
 
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(Payment)
-                .values(
-                    id=payment_id,
-                    order_id=request.order_id,
-                    method=request.method,
-                    provider=self._gateway.name,
-                    provider_ref=result.reference,
-                    currency=request.currency,
-                    status=PaymentStatus.AUTHORIZED,
-                    authorized_minor=request.amount_minor,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
-            await _record_event(
-                conn,
-                payment_id=payment_id,
-                order_id=request.order_id,
-                kind=PaymentEventKind.AUTHORIZE,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                idempotency_key=request.idempotency_key,
-                reference=result.reference,
-            )
-            await _set_order_payment_status(
-                conn, request.order_id, PaymentStatus.AUTHORIZED
-            )
-            await append_event(
-                conn,
-                order_id=request.order_id,
-                event_id=request.event_id,
-                at=request.at,
-                type="payment.authorized",
-                message=f"{amount} {request.currency} authorized on {request.method}",
-                data={"amount": amount, "reference": result.reference},
-            )
+        await self._record_outcome(request, payment_id, reference=result.reference)
         activity.logger.info(
             "order %s: %s %s authorized", request.order_id, amount, request.currency
         )
@@ -251,9 +216,17 @@ class PaymentActivities:
             amount_minor=request.amount_minor,
         )
 
-    async def _record_decline(
-        self, request: AuthorizePayment, payment_id: str, reason: str
+    async def _record_outcome(
+        self,
+        request: AuthorizePayment,
+        payment_id: str,
+        *,
+        reference: str | None = None,
+        declined: str | None = None,
     ) -> None:
+        """Store an authorization, or a decline with its reason, in one go."""
+        status = PaymentStatus.DECLINED if declined else PaymentStatus.AUTHORIZED
+        amount = format_minor(request.amount_minor, request.currency)
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(Payment)
@@ -262,8 +235,10 @@ class PaymentActivities:
                     order_id=request.order_id,
                     method=request.method,
                     provider=self._gateway.name,
+                    provider_ref=reference,
                     currency=request.currency,
-                    status=PaymentStatus.DECLINED,
+                    status=status,
+                    authorized_minor=0 if declined else request.amount_minor,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
             )
@@ -271,26 +246,29 @@ class PaymentActivities:
                 conn,
                 payment_id=payment_id,
                 order_id=request.order_id,
-                kind=PaymentEventKind.DECLINE,
+                kind=PaymentEventKind.DECLINE
+                if declined
+                else PaymentEventKind.AUTHORIZE,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 idempotency_key=request.idempotency_key,
-                reference=None,
-                detail=reason,
+                reference=reference,
+                detail=declined,
             )
-            await _set_order_payment_status(
-                conn, request.order_id, PaymentStatus.DECLINED
-            )
+            await _set_order_payment_status(conn, request.order_id, status)
             await append_event(
                 conn,
                 order_id=request.order_id,
                 event_id=request.event_id,
                 at=request.at,
-                type="payment.declined",
-                message=f"payment declined: {reason}",
-                data={"reason": reason},
+                type=f"payment.{status}",
+                message=(
+                    f"payment declined: {declined}"
+                    if declined
+                    else f"{amount} {request.currency} authorized on {request.method}"
+                ),
+                data={"amount": amount, "reference": reference, "reason": declined},
             )
-        activity.logger.info("order %s: payment declined", request.order_id)
 
     @activity.defn
     async def capture_payment(self, request: CapturePayment) -> Captured:

@@ -48,6 +48,7 @@ def run_dev(settings: Settings) -> int:
     try:
         with ExitStack() as stack:
             stack.enter_context(_only_instance(data_dir))
+            stack.callback(logger.info, "oms dev stopped")
             if not port_is_free(settings.api_port, settings.api_host):
                 raise DevError(
                     f"port {settings.api_port} is taken; set OMS_API_PORT to a free one"
@@ -85,8 +86,6 @@ def run_dev(settings: Settings) -> int:
     except (DevError, EmbeddedError) as error:
         logger.error("%s", error)
         return 1
-    finally:
-        logger.info("oms dev stopped")
 
 
 def _stop_on_signals() -> threading.Event:
