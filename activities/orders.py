@@ -69,6 +69,7 @@ class OrderActivities:
                 ("status", event.status),
                 ("payment_status", event.payment_status),
                 ("failure_reason", event.failure_reason),
+                ("failure_detail", (event.failure_detail or "")[:500] or None),
             )
             if value is not None
         }

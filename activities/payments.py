@@ -115,9 +115,9 @@ class SandboxGateway:
         self.calls[idempotency_key] += 1
         return GatewayResult(_reference("void", idempotency_key))
 
-    def authorizations(self, idempotency_key: str) -> int:
-        """How many authorizations the sandbox holds for a key (0 or 1)."""
-        return int(idempotency_key in self.charges)
+    def charges_for(self, order_id: str) -> int:
+        """How many authorizations the sandbox made for an order, whatever the key."""
+        return sum(1 for key in self.charges if key.startswith(f"{order_id}:"))
 
 
 def _reference(prefix: str, idempotency_key: str) -> str:
@@ -166,11 +166,14 @@ async def _load_payment(conn: AsyncConnection, payment_id: str) -> Row[Any]:
     ).one()
 
 
-async def _set_order_payment_status(
-    conn: AsyncConnection, order_id: str, status: PaymentStatus
+async def _update_order(
+    conn: AsyncConnection, order_id: str, status: PaymentStatus, **amounts: int
 ) -> None:
+    """Mirror the payment's status and amounts onto the order's read model."""
     await conn.execute(
-        update(Order).where(Order.id == order_id).values(payment_status=status)
+        update(Order)
+        .where(Order.id == order_id)
+        .values(payment_status=status, **amounts)
     )
 
 
@@ -255,7 +258,12 @@ class PaymentActivities:
                 reference=reference,
                 detail=declined,
             )
-            await _set_order_payment_status(conn, request.order_id, status)
+            await _update_order(
+                conn,
+                request.order_id,
+                status,
+                authorized_minor=0 if declined else request.amount_minor,
+            )
             await append_event(
                 conn,
                 order_id=request.order_id,
@@ -311,7 +319,9 @@ class PaymentActivities:
                 .where(Payment.id == request.payment_id)
                 .values(status=status)
             )
-            await _set_order_payment_status(conn, request.order_id, status)
+            await _update_order(
+                conn, request.order_id, status, captured_minor=captured.captured_minor
+            )
             await append_event(
                 conn,
                 order_id=request.order_id,
@@ -353,9 +363,7 @@ class PaymentActivities:
                 .where(Payment.id == request.payment_id)
                 .values(status=PaymentStatus.VOIDED)
             )
-            await _set_order_payment_status(
-                conn, request.order_id, PaymentStatus.VOIDED
-            )
+            await _update_order(conn, request.order_id, PaymentStatus.VOIDED)
             await append_event(
                 conn,
                 order_id=request.order_id,

@@ -164,6 +164,21 @@ def install_error_handlers(app: FastAPI) -> None:
     ):
         app.add_exception_handler(unreachable, on_database)
 
+    @app.exception_handler(sa_exc.DataError)
+    async def on_bad_value(request: Request, error: sa_exc.DataError) -> JSONResponse:
+        # Input validation should have caught it; the database is the backstop.
+        logger.warning(
+            "database refused a value on %s: %s", request.url.path, error.orig
+        )
+        return problem_response(
+            Problem(
+                422,
+                "invalid-value",
+                "A value is not acceptable",
+                "a value in the request cannot be stored or searched for",
+            )
+        )
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,11 +22,15 @@ from db.orders import OrderIntake, order_number_seq
 from models.money import to_minor
 from models.orders import OrderCreate, OrderLine, PlaceOrder
 
+# Bound on any amount, so totals stay far inside PostgreSQL's bigint.
+MAX_AMOUNT_MINOR = 10**15
+
 
 @dataclass(frozen=True)
 class Intake:
     order: PlaceOrder
     created: bool
+    workflow_started: bool
 
 
 def request_hash(body: OrderCreate) -> str:
@@ -83,6 +87,14 @@ async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLin
                 )
             )
             continue
+        if unit * line.quantity > MAX_AMOUNT_MINOR:
+            errors.append(
+                FieldError(
+                    field=f"lines[{i}].unit_price",
+                    message="the line's total is beyond what the system accepts",
+                )
+            )
+            continue
         lines.append(
             OrderLine(
                 line=i + 1,
@@ -91,6 +103,12 @@ async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLin
                 quantity=line.quantity,
                 unit_price_minor=unit,
                 total_minor=unit * line.quantity,
+            )
+        )
+    if not errors and sum(line.total_minor for line in lines) > MAX_AMOUNT_MINOR:
+        errors.append(
+            FieldError(
+                field="lines", message="the order's total is beyond what it accepts"
             )
         )
     if errors:
@@ -128,7 +146,7 @@ async def take_in(
         )
         if inserted.first() is not None:
             await conn.commit()
-            return Intake(order, created=True)
+            return Intake(order, created=True, workflow_started=False)
         # A concurrent request with the same key won the race: use its order.
         await conn.rollback()
         existing = await _find(conn, body, idempotency_key)
@@ -142,7 +160,19 @@ async def take_in(
                 f"key {idempotency_key!r} belongs to order {existing.number}",
             )
     await conn.commit()
-    return Intake(PlaceOrder.model_validate(existing.payload), created=False)
+    return Intake(
+        PlaceOrder.model_validate(existing.payload),
+        created=False,
+        workflow_started=existing.workflow_started,
+    )
+
+
+async def mark_started(conn: AsyncConnection, order_id: str) -> None:
+    await conn.execute(
+        update(OrderIntake)
+        .where(OrderIntake.order_id == order_id)
+        .values(workflow_started=True)
+    )
 
 
 async def _find(
@@ -193,7 +223,7 @@ async def find_by_reference(conn: AsyncConnection, reference: str) -> PlaceOrder
     try:
         condition = OrderIntake.order_id == str(uuid.UUID(reference))
     except ValueError:
-        condition = OrderIntake.number == reference.upper()
+        condition = OrderIntake.number == reference.upper()[:32]
     payload = (
         await conn.execute(select(OrderIntake.payload).where(condition))
     ).scalar_one_or_none()

@@ -17,7 +17,8 @@ router = APIRouter(tags=["inventory"])
     responses={404: {"model": ProblemDetails, "description": "Unknown SKU"}},
 )
 async def get_inventory(
-    conn: ConnectionDep, sku: str = Path(max_length=64)
+    conn: ConnectionDep,
+    sku: str = Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
 ) -> SkuInventory:
     """On hand, reserved and available units of one SKU in every warehouse."""
     name = (

@@ -3,12 +3,12 @@
 import base64
 import binascii
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
-from sqlalchemy import Row, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, tuple_
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -16,14 +16,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ConnectionDep, Services, ServicesDep
 from api.errors import Problem, ProblemDetails, not_found
-from api.intake import find_by_reference, take_in
-from db.orders import Order, OrderEvent, OrderLine
-from db.shipping import Shipment, ShipmentLine
+from api.intake import find_by_reference, mark_started, take_in
+from api.read_model import order_summary, stored_state
+from db.orders import Order, OrderEvent
 from models.catalog import Page
-from models.money import Money
 from models.orders import (
-    Address,
-    Customer,
     OrderCreate,
     OrderPublic,
     OrderState,
@@ -33,11 +30,6 @@ from models.orders import (
     TimelineEntry,
     workflow_id_for,
 )
-from models.orders import (
-    OrderLine as OrderLineModel,
-)
-from models.shipping import ShipmentLine as ShipmentLineModel
-from models.shipping import ShipmentState
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)
@@ -45,7 +37,18 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
 
 OrderRef = Annotated[
-    str, Path(max_length=64, description="order id (UUID) or number (SO-000123)")
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="order id (UUID) or number (SO-000123)",
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        pattern=r"^[!-~]{1,255}$",
+        description="any printable ASCII up to 255 characters, e.g. a UUID",
+    ),
 ]
 # A query needs a worker; without one, answer from the read model instead.
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -69,13 +72,14 @@ async def create_order(
     body: OrderCreate,
     response: Response,
     services: ServicesDep,
-    conn: ConnectionDep,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderPublic:
     """Take an order in and start its workflow; a repeated request returns it."""
-    intake = await take_in(conn, body, idempotency_key)
+    async with services.engine.connect() as conn:
+        intake = await take_in(conn, body, idempotency_key)
     order = intake.order
-    await _ensure_started(services, order)
+    if not intake.workflow_started:
+        await _start(services, order)
     response.headers["Location"] = f"/v1/orders/{order.order_id}"
     if intake.created:
         logger.info(
@@ -83,25 +87,26 @@ async def create_order(
         )
         return OrderPublic.of(OrderState.received(order))
     response.status_code = status.HTTP_200_OK
-    return OrderPublic.of(await _current_state(services, conn, order))
+    return OrderPublic.of(await _current_state(services, order))
 
 
 @router.get("/orders/{reference}", responses=NOT_FOUND)
-async def get_order(
-    reference: OrderRef, services: ServicesDep, conn: ConnectionDep
-) -> OrderPublic:
+async def get_order(reference: OrderRef, services: ServicesDep) -> OrderPublic:
     """An order with its lines, totals, payment and shipments."""
-    order = await find_by_reference(conn, reference)
+    async with services.engine.connect() as conn:
+        order = await find_by_reference(conn, reference)
     if order is None:
         raise not_found("order", reference)
-    return OrderPublic.of(await _current_state(services, conn, order))
+    return OrderPublic.of(await _current_state(services, order))
 
 
 @router.get("/orders")
 async def list_orders(
     conn: ConnectionDep,
     status: OrderStatus | None = None,
-    channel: Annotated[str | None, Query(max_length=64)] = None,
+    channel: Annotated[
+        str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[OrderSummary]:
@@ -115,7 +120,7 @@ async def list_orders(
         created_at, order_id = _decode_cursor(cursor)
         query = query.where(tuple_(Order.created_at, Order.id) < (created_at, order_id))
     rows = (await conn.execute(query.limit(limit + 1))).all()
-    items = [_summary(row) for row in rows[:limit]]
+    items = [order_summary(row) for row in rows[:limit]]
     more = len(rows) > limit
     next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if more else None
     return Page(items=items, next_cursor=next_cursor)
@@ -144,8 +149,8 @@ async def get_timeline(reference: OrderRef, conn: ConnectionDep) -> list[Timelin
     ]
 
 
-async def _ensure_started(services: Services, order: PlaceOrder) -> None:
-    """Start the order's workflow unless it runs or ran already."""
+async def _start(services: Services, order: PlaceOrder) -> None:
+    """Start the order's workflow, unless it runs already, and note it started."""
     try:
         await services.temporal.start_workflow(
             OrderWorkflow.run,
@@ -158,11 +163,11 @@ async def _ensure_started(services: Services, order: PlaceOrder) -> None:
         )
     except WorkflowAlreadyStartedError:
         pass
+    async with services.engine.begin() as conn:
+        await mark_started(conn, order.order_id)
 
 
-async def _current_state(
-    services: Services, conn: AsyncConnection, order: PlaceOrder
-) -> OrderState:
+async def _current_state(services: Services, order: PlaceOrder) -> OrderState:
     """Ask the workflow; if its history is gone, read the read model."""
     handle: WorkflowHandle[OrderWorkflow, OrderState] = (
         services.temporal.get_workflow_handle_for(
@@ -178,100 +183,8 @@ async def _current_state(
                 order.order_id,
                 error,
             )
-    return await _stored_state(conn, order)
-
-
-async def _stored_state(conn: AsyncConnection, order: PlaceOrder) -> OrderState:
-    order_id = order.order_id
-    row = (await conn.execute(select(Order).where(Order.id == order_id))).first()
-    if row is None:
-        return OrderState.received(order)
-    lines = await conn.execute(
-        select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.line)
-    )
-    shipments = (
-        await conn.execute(
-            select(Shipment)
-            .where(Shipment.order_id == order_id)
-            .order_by(Shipment.number)
-        )
-    ).all()
-    shipment_lines = (
-        await conn.execute(
-            select(ShipmentLine)
-            .where(ShipmentLine.shipment_id.in_([s.id for s in shipments]))
-            .order_by(ShipmentLine.line)
-        )
-    ).all()
-    return OrderState(
-        order_id=row.id,
-        number=row.number,
-        channel=row.channel,
-        external_id=row.external_id,
-        status=row.status,
-        payment_status=row.payment_status,
-        payment_method=row.payment_method,
-        failure_reason=row.failure_reason,
-        customer=Customer(
-            email=row.customer_email, name=row.customer_name, phone=row.customer_phone
-        ),
-        shipping_address=Address.model_validate(row.shipping_address),
-        currency=row.currency,
-        lines=[
-            OrderLineModel(
-                line=line.line,
-                sku=line.sku,
-                name=line.name,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price_minor,
-                total_minor=line.total_minor,
-            )
-            for line in lines
-        ],
-        subtotal_minor=row.subtotal_minor,
-        shipping_minor=row.shipping_minor,
-        total_minor=row.total_minor,
-        shipments=[
-            ShipmentState(
-                shipment_id=shipment.id,
-                number=shipment.number,
-                warehouse=shipment.warehouse,
-                status=shipment.status,
-                lines=[
-                    ShipmentLineModel(
-                        line=item.line, sku=item.sku, quantity=item.quantity
-                    )
-                    for item in shipment_lines
-                    if item.shipment_id == shipment.id
-                ],
-                package_code=shipment.package_code,
-                weight_grams=shipment.weight_grams,
-                carrier=shipment.carrier,
-                tracking_number=shipment.tracking_number,
-                shipped_at=shipment.shipped_at,
-                delivered_at=shipment.delivered_at,
-            )
-            for shipment in shipments
-        ],
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _summary(row: Row[Any]) -> OrderSummary:
-    return OrderSummary(
-        id=row.id,
-        number=row.number,
-        channel=row.channel,
-        external_id=row.external_id,
-        status=row.status,
-        payment_status=row.payment_status,
-        failure_reason=row.failure_reason,
-        customer_email=row.customer_email,
-        total=Money.of(row.total_minor, row.currency),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    async with services.engine.connect() as conn:
+        return await stored_state(conn, order)
 
 
 def _encode_cursor(created_at: datetime, order_id: str) -> str:
@@ -283,7 +196,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created_at, order_id = raw.split("|")
-        return datetime.fromisoformat(created_at), order_id
+        return datetime.fromisoformat(created_at), str(uuid.UUID(order_id))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise Problem(
             422, "invalid-cursor", "Invalid cursor", "pass back a next_cursor unchanged"

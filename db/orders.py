@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -43,6 +44,9 @@ class OrderIntake(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Set once the order's workflow was started: a resent order must never
+    # start it again, even after Temporal's retention removed its history.
+    workflow_started: Mapped[bool] = mapped_column(server_default=text("false"))
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -62,6 +66,7 @@ class Order(Base):
     payment_status: Mapped[str] = mapped_column(String(32))
     payment_method: Mapped[str] = mapped_column(String(32))
     failure_reason: Mapped[str | None] = mapped_column(String(64))
+    failure_detail: Mapped[str | None] = mapped_column(String(500))
     customer_email: Mapped[str] = mapped_column(String(254), index=True)
     customer_name: Mapped[str] = mapped_column(String(200))
     customer_phone: Mapped[str | None] = mapped_column(String(32))
@@ -70,6 +75,8 @@ class Order(Base):
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)
     shipping_minor: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
+    authorized_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    captured_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = updated_at_column()
 
@@ -124,8 +131,8 @@ async def append_event(
             order_id=order_id,
             at=at,
             type=type,
-            actor=actor,
-            message=message,
+            actor=actor[:200],
+            message=message[:500],
             data=data or {},
         )
         .on_conflict_do_nothing(index_elements=["id"])

@@ -5,7 +5,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from models.money import Currency, Money
 from models.shipping import ShipmentState
@@ -87,10 +94,20 @@ DecimalString = Annotated[
 ]
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class Contract(BaseModel):
-    """Base of inbound contracts: unknown fields are refused, not ignored."""
+    """Base of inbound contracts: unknown fields and control characters refused."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise ValueError("control characters are not allowed")
+        return value
 
 
 class Customer(Contract):
@@ -222,6 +239,7 @@ class OrderEventIn(BaseModel):
     status: OrderStatus | None = None
     payment_status: PaymentStatus | None = None
     failure_reason: FailureReason | None = None
+    failure_detail: str | None = None
     data: dict[str, Any] = {}
 
 

@@ -54,17 +54,16 @@ def embedded_postgres(pgdata: Path, database: str = "oms") -> Iterator[str]:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     server = pg.get_server(pgdata, cleanup_mode=None)
-    admin_url = server.get_uri()
-    ensure_database(admin_url, database)
-    info = server.get_postmaster_info()
-    url = f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}"
-    logger.info(
-        "PostgreSQL ready in %.1fs (data %s, socket %s)",
-        time.monotonic() - started,
-        pgdata,
-        info.socket_dir,
-    )
     try:
+        ensure_database(server.get_uri(), database)
+        info = server.get_postmaster_info()
+        url = f"postgresql://postgres@/{quote(database)}?host={info.socket_dir}"
+        logger.info(
+            "PostgreSQL ready in %.1fs (data %s, socket %s)",
+            time.monotonic() - started,
+            pgdata,
+            info.socket_dir,
+        )
         yield url
     finally:
         logger.info("stopping PostgreSQL")

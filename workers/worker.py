@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -21,6 +22,10 @@ from workflows.shipping import ShipmentWorkflow
 logger = logging.getLogger(__name__)
 
 WORKFLOWS = [OrderWorkflow, ShipmentWorkflow]
+
+# On SIGTERM, activities in hand get this long to finish before they are
+# cancelled (and retried elsewhere).
+SHUTDOWN_GRACE = timedelta(seconds=10)
 
 
 def build_worker(
@@ -44,6 +49,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
         workflows=WORKFLOWS,
         activities=[
             orders.record_order,

@@ -1,6 +1,7 @@
 """OrderWorkflow: one order from received to completed, or failed and undone."""
 
-from typing import TypeVar
+import asyncio
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -78,6 +79,7 @@ class OrderWorkflow:
     def __init__(self, order: PlaceOrder) -> None:
         self._order = order
         self._state = OrderState.received(order)
+        self._shipment_runs: list[workflow.ChildWorkflowHandle[Any, ShipmentState]] = []
 
     @workflow.run
     async def run(self, order: PlaceOrder) -> OrderState:
@@ -100,6 +102,17 @@ class OrderWorkflow:
             self._state.failure_detail = failure.detail
             await compensations.run()
             await self._fail(failure)
+        except asyncio.CancelledError:
+            # Cancelled from outside the OMS (Temporal UI or CLI): stop the
+            # shipments, undo what was done, record it, and end as cancelled.
+            await self._cancel_shipments()
+            await compensations.run()
+            await self._set_status(
+                OrderStatus.CANCELLED,
+                "order.cancelled",
+                "order cancelled through Temporal, without an OMS reason",
+            )
+            raise
         return self._state
 
     @workflow.query
@@ -214,6 +227,7 @@ class OrderWorkflow:
             id=f"{workflow.info().workflow_id}-shipment-{shipment.number}",
             static_summary=f"shipment {shipment.number} from {shipment.warehouse}",
         )
+        self._shipment_runs.append(child)
         # Money is taken when the goods leave, not before.
         await workflow.wait_condition(
             lambda: self._shipment(shipment.shipment_id).has_left or child.done()
@@ -225,6 +239,15 @@ class OrderWorkflow:
         await self._set_status(
             OrderStatus.DELIVERED, "order.delivered", "every shipment delivered"
         )
+
+    async def _cancel_shipments(self) -> None:
+        for run in self._shipment_runs:
+            if not run.done():
+                run.cancel()
+                try:
+                    await run
+                except (ChildWorkflowError, asyncio.CancelledError):
+                    pass
 
     async def _capture(self, authorization: Authorization, amount_minor: int) -> None:
         request = CapturePayment(
@@ -258,6 +281,7 @@ class OrderWorkflow:
             "order.failed",
             f"order failed: {failure.reason}: {failure.detail}",
             failure_reason=failure.reason,
+            failure_detail=failure.detail,
         )
 
     # Plumbing.
@@ -269,6 +293,7 @@ class OrderWorkflow:
         message: str,
         *,
         failure_reason: FailureReason | None = None,
+        failure_detail: str | None = None,
     ) -> None:
         self._state.status = status
         self._state.updated_at = workflow.now()
@@ -281,6 +306,7 @@ class OrderWorkflow:
             status=status,
             payment_status=self._state.payment_status,
             failure_reason=failure_reason,
+            failure_detail=failure_detail,
         )
         await self._call("record_order_event", event, type(None), summary=event_type)
         workflow.logger.info("order %s is %s", self._order.order_id, status)

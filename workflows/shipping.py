@@ -1,5 +1,6 @@
 """ShipmentWorkflow: one parcel from picking to delivery, a child of its order."""
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -39,6 +40,19 @@ class ShipmentWorkflow:
 
     @workflow.run
     async def run(self, request: FulfilShipment) -> ShipmentState:
+        try:
+            return await self._fulfil()
+        except asyncio.CancelledError:
+            if not self._shipment.has_left:
+                self._shipment.status = ShipmentStatus.CANCELLED
+                await self._record(
+                    "shipment.cancelled",
+                    f"shipment {self._shipment.number} cancelled before it left",
+                    "system",
+                )
+            raise
+
+    async def _fulfil(self) -> ShipmentState:
         ticket = await self._start_picking()
         picked_by = await self._picking_done(ticket)
         await self._record(

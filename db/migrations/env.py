@@ -1,20 +1,17 @@
 """Alembic environment: runs migrations over a synchronous psycopg connection."""
 
-import os
-
 from alembic import context
 from sqlalchemy import create_engine, pool
 
 from db.engine import driver_url
 from db.tables import metadata
+from workers.settings import Settings
 
 config = context.config
 
 
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "OMS_DATABASE_URL", ""
-    )
+    url = config.get_main_option("sqlalchemy.url") or Settings().database_url
     if not url:
         raise RuntimeError("set OMS_DATABASE_URL to the database to migrate")
     return driver_url(url)

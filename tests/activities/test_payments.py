@@ -96,5 +96,5 @@ async def test_flaky_gateway_fails_transiently_then_answers(
             await ActivityEnvironment().run(payments.authorize_payment, request)
     await ActivityEnvironment().run(payments.authorize_payment, request)
 
-    assert gateway.authorizations(request.idempotency_key) == 1
+    assert gateway.charges_for(order_id) == 1
     assert await payment_events_of(engine, order_id) == [("authorize", 4999)]

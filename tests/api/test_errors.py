@@ -114,8 +114,74 @@ async def test_unknown_things_are_not_found(api: httpx.AsyncClient, path: str) -
     assert answer.json()["status"] == 404
 
 
-async def test_bad_cursor_is_a_problem(api: httpx.AsyncClient) -> None:
-    answer = await api.get("/v1/orders", params={"cursor": "garbage"})
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        # well-formed base64 of "<timestamp>|<not a uuid>"
+        "MjAyNi0xMi0wM1QxNjowMDowMCswMDowMHxub3QtYS11dWlk",
+    ],
+)
+async def test_cursor_that_was_not_issued_is_a_problem(
+    api: httpx.AsyncClient, cursor: str
+) -> None:
+    answer = await api.get("/v1/orders", params={"cursor": cursor})
 
     assert answer.status_code == 422
     assert answer.json()["type"] == "/problems/invalid-cursor"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/v1/orders/SO-1%00", {}),
+        ("GET", "/v1/inventory/A%00B", {}),
+        ("GET", "/v1/orders", {"channel": "web\x00"}),
+        ("GET", "/v1/products", {"cursor": "A\x00"}),
+    ],
+)
+async def test_nul_bytes_in_the_url_are_refused_not_crashed_on(
+    api: httpx.AsyncClient, method: str, path: str, params: dict[str, str]
+) -> None:
+    answer = await api.request(method, path, params=params)
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM
+
+
+async def test_nul_bytes_in_the_body_are_refused(
+    api: httpx.AsyncClient, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 1})
+    body = order_body(sku, external_id="ext\u0000id")
+    body["customer"]["name"] = "Ada\u0000"
+
+    answer = await api.post("/v1/orders", json=body)
+
+    assert answer.status_code == 422
+    assert fields(answer) == {"external_id", "customer.name"}
+
+
+async def test_totals_beyond_what_the_database_holds_are_refused(
+    api: httpx.AsyncClient, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 1}, currency="CLF")
+    body = order_body(sku, currency="CLF")
+    body["lines"][0].update(unit_price="999999999999.9999", quantity=10_000)
+
+    answer = await api.post("/v1/orders", json=body)
+
+    assert answer.status_code == 422
+    assert fields(answer) == {"lines[0].unit_price"}
+
+
+async def test_an_idempotency_key_must_be_printable(
+    api: httpx.AsyncClient, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 1})
+    answer = await api.post(
+        "/v1/orders", json=order_body(sku), headers={"Idempotency-Key": "a key"}
+    )
+
+    assert answer.status_code == 422
+    assert fields(answer) == {"idempotency-key"}

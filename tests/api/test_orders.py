@@ -4,14 +4,18 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.orders import OrderActivities
+from activities.payments import PaymentActivities, SandboxGateway
 from db.orders import OrderIntake
 from models.orders import OrderEventIn, OrderStatus, PaymentStatus, workflow_id_for
+from models.payments import AuthorizePayment, CapturePayment
 from tests.conftest import FIRST, MakeProduct
 from tests.helpers import (
     count_rows,
@@ -134,6 +138,26 @@ async def test_concurrent_retries_create_one_order(
     assert await count_rows(engine, OrderIntake.__table__, external_id=external_id) == 1
 
 
+async def test_concurrent_requests_with_one_key_create_one_order(
+    api: httpx.AsyncClient, engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    key = str(uuid.uuid4())
+
+    answers = await asyncio.gather(
+        *(
+            api.post(
+                "/v1/orders", json=order_body(sku), headers={"Idempotency-Key": key}
+            )
+            for _ in range(5)
+        )
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 200, 201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert await count_rows(engine, OrderIntake.__table__, idempotency_key=key) == 1
+
+
 async def test_same_external_id_returns_the_same_order(
     api: httpx.AsyncClient, make_product: MakeProduct
 ) -> None:
@@ -202,23 +226,53 @@ async def test_list_orders_filters_and_pages_newest_first(
 
 
 async def test_order_whose_history_is_gone_is_read_from_the_read_model(
-    api: httpx.AsyncClient, engine: AsyncEngine
+    api: httpx.AsyncClient, client: Client, engine: AsyncEngine
 ) -> None:
     # What is left of an order once Temporal's retention removed its history:
     # the intake row and the read model. No workflow with its id exists.
-    order = place_order([("T-ARCHIVED", 2)])
+    order = place_order([("T-ARCHIVED", 2)]).model_copy(
+        update={"external_id": f"ext-{uuid.uuid4()}"}
+    )
     async with engine.begin() as conn:
         await conn.execute(
             insert(OrderIntake).values(
                 order_id=order.order_id,
                 number=order.number,
                 channel=order.channel,
+                external_id=order.external_id,
                 request_hash="0" * 64,
                 payload=order.model_dump(mode="json"),
+                workflow_started=True,
             )
         )
     activities = OrderActivities(engine)
     await ActivityEnvironment().run(activities.record_order, order)
+    payments = PaymentActivities(engine, SandboxGateway())
+    authorization = await ActivityEnvironment().run(
+        payments.authorize_payment,
+        AuthorizePayment(
+            order_id=order.order_id,
+            method="card",
+            token="tok_visa",
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            idempotency_key=f"{order.order_id}:authorize",
+            event_id=str(uuid.uuid4()),
+            at=order.placed_at,
+        ),
+    )
+    await ActivityEnvironment().run(
+        payments.capture_payment,
+        CapturePayment(
+            order_id=order.order_id,
+            payment_id=authorization.payment_id,
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            idempotency_key=f"{order.order_id}:capture:1",
+            event_id=str(uuid.uuid4()),
+            at=order.placed_at,
+        ),
+    )
     await ActivityEnvironment().run(
         activities.record_order_event,
         OrderEventIn(
@@ -238,6 +292,17 @@ async def test_order_whose_history_is_gone_is_read_from_the_read_model(
     shown = answer.json()
     assert (shown["id"], shown["status"]) == (order.order_id, "completed")
     assert shown["payment"]["status"] == "captured"
+    assert shown["payment"]["captured"] == shown["totals"]["total"]
+    assert shown["totals"]["total"]["amount"] == "20.00"
     assert [(line["sku"], line["quantity"]) for line in shown["lines"]] == [
         ("T-ARCHIVED", 2)
     ]
+
+    # The channel resends it: the same order comes back, nothing runs again.
+    resent = order_body("T-ARCHIVED", external_id=order.external_id)
+    again = await api.post("/v1/orders", json=resent)
+    assert again.status_code == 200
+    assert (again.json()["id"], again.json()["status"]) == (order.order_id, "completed")
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(workflow_id_for(order.order_id)).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND

@@ -1,8 +1,10 @@
-"""ShipmentWorkflow: staff confirmations in a manual warehouse."""
+"""Shipments in a manual warehouse: staff confirmations, and a cancel meanwhile."""
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
 from db.orders import OrderEvent
@@ -14,7 +16,16 @@ from models.shipping import (
     ShipmentStatus,
 )
 from tests.conftest import MANUAL, MakeProduct
-from tests.helpers import finished, place_order, start_order, timeline_of, until_query
+from tests.helpers import (
+    finished,
+    payment_events_of,
+    place_order,
+    reservations_of,
+    start_order,
+    stock_of,
+    timeline_of,
+    until_query,
+)
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
 from workflows.shipping import ShipmentWorkflow
@@ -67,3 +78,37 @@ async def test_manual_warehouse_waits_for_staff_to_pick_and_pack(
         )
     assert actors["shipment.picked"] == "ann"
     assert actors["shipment.packed"] == "bob"
+
+
+async def test_cancelling_the_workflow_undoes_stock_and_payment(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    engine: AsyncEngine,
+    make_product: MakeProduct,
+) -> None:
+    sku = await make_product({MANUAL: 3})
+    order = place_order([(sku, 2)])
+    handle = await start_order(client, order, settings.temporal_task_queue)
+    await until_query(
+        handle,
+        OrderWorkflow.state,
+        lambda s: bool(s.shipments) and s.shipments[0].status == ShipmentStatus.PICKING,
+    )
+
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError) as ended:
+        await finished(handle)
+
+    assert isinstance(ended.value.cause, CancelledError)
+    assert await stock_of(engine, sku) == {MANUAL: (3, 0)}
+    assert await reservations_of(engine, order.order_id) == [
+        (sku, MANUAL, 2, "released")
+    ]
+    assert [kind for kind, _ in await payment_events_of(engine, order.order_id)] == [
+        "authorize",
+        "void",
+    ]
+    timeline = await timeline_of(engine, order.order_id)
+    assert "shipment.cancelled" in timeline
+    assert timeline[-1] == "order.cancelled"

@@ -52,6 +52,12 @@ def upgrade() -> None:
         sa.Column("request_hash", sa.String(length=64), nullable=False),
         sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
+            "workflow_started",
+            sa.Boolean(),
+            server_default=sa.text("false"),
+            nullable=False,
+        ),
+        sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
             server_default=sa.text("now()"),
@@ -78,6 +84,7 @@ def upgrade() -> None:
         sa.Column("payment_status", sa.String(length=32), nullable=False),
         sa.Column("payment_method", sa.String(length=32), nullable=False),
         sa.Column("failure_reason", sa.String(length=64), nullable=True),
+        sa.Column("failure_detail", sa.String(length=500), nullable=True),
         sa.Column("customer_email", sa.String(length=254), nullable=False),
         sa.Column("customer_name", sa.String(length=200), nullable=False),
         sa.Column("customer_phone", sa.String(length=32), nullable=True),
@@ -88,6 +95,12 @@ def upgrade() -> None:
         sa.Column("subtotal_minor", sa.BigInteger(), nullable=False),
         sa.Column("shipping_minor", sa.BigInteger(), nullable=False),
         sa.Column("total_minor", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "authorized_minor", sa.BigInteger(), server_default="0", nullable=False
+        ),
+        sa.Column(
+            "captured_minor", sa.BigInteger(), server_default="0", nullable=False
+        ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "updated_at",
