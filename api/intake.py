@@ -20,7 +20,14 @@ from api.errors import FieldError, Problem
 from db.catalog import Product, ProductPrice
 from db.orders import OrderIntake, order_number_seq
 from models.money import to_minor
-from models.orders import OrderCreate, OrderLine, PlaceOrder
+from models.orders import (
+    Address,
+    Customer,
+    OrderCreate,
+    OrderLine,
+    PaymentDetails,
+    PlaceOrder,
+)
 
 # Bound on any amount, so totals stay far inside PostgreSQL's bigint.
 MAX_AMOUNT_MINOR = 10**15
@@ -206,14 +213,14 @@ async def _new_order(conn: AsyncConnection, body: OrderCreate) -> PlaceOrder:
         number=f"SO-{number:06d}",
         channel=body.channel,
         external_id=body.external_id,
-        customer=body.customer,
-        shipping_address=body.shipping_address,
+        customer=Customer.model_validate(body.customer.model_dump()),
+        shipping_address=Address.model_validate(body.shipping_address.model_dump()),
         currency=body.currency,
         lines=lines,
         subtotal_minor=subtotal,
         shipping_minor=shipping,
         total_minor=subtotal + shipping,
-        payment=body.payment,
+        payment=PaymentDetails.model_validate(body.payment.model_dump()),
         placed_at=datetime.now(UTC),
     )
 

@@ -10,4 +10,4 @@ from enum import StrEnum
 class FailureType(StrEnum):
     OUT_OF_STOCK = "OutOfStock"
     PAYMENT_DECLINED = "PaymentDeclined"
-    UNKNOWN_SKU = "UnknownSku"
+    DATA_REFUSED = "DataRefused"

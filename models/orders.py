@@ -110,13 +110,37 @@ class Contract(BaseModel):
         return value
 
 
-class Customer(Contract):
+# Inbound contracts validate strictly; the values the workflows carry do not,
+# so that tightening a rule later never stops a running order from replaying.
+
+
+class Customer(BaseModel):
+    email: str
+    name: str
+    phone: str | None = None
+
+
+class Address(BaseModel):
+    country: str
+    city: str
+    postal_code: str
+    line1: str
+    line2: str | None = None
+    region: str | None = None
+
+
+class PaymentDetails(BaseModel):
+    method: str
+    token: str
+
+
+class CustomerIn(Contract):
     email: Email
     name: Text
     phone: Phone | None = None
 
 
-class Address(Contract):
+class AddressIn(Contract):
     country: Country = Field(description="ISO 3166-1 alpha-2 country code, e.g. DE")
     city: Text
     postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
@@ -146,8 +170,8 @@ class OrderCreate(Contract):
     external_id: (
         Annotated[str, StringConstraints(min_length=1, max_length=128)] | None
     ) = None
-    customer: Customer
-    shipping_address: Address
+    customer: CustomerIn
+    shipping_address: AddressIn
     lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
     currency: Currency
     payment: PaymentIn
@@ -176,7 +200,7 @@ class PlaceOrder(BaseModel):
     subtotal_minor: int
     shipping_minor: int
     total_minor: int
-    payment: PaymentIn
+    payment: PaymentDetails
     placed_at: datetime
 
 

@@ -18,7 +18,7 @@ from models.orders import (
     Customer,
     OrderLine,
     OrderState,
-    PaymentIn,
+    PaymentDetails,
     PlaceOrder,
     workflow_id_for,
 )
@@ -79,7 +79,7 @@ def place_order(
         subtotal_minor=total,
         shipping_minor=0,
         total_minor=total,
-        payment=PaymentIn(method="card", token=token),
+        payment=PaymentDetails(method="card", token=token),
         placed_at=datetime.now(UTC),
     )
 

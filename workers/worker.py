@@ -14,6 +14,7 @@ from activities.orders import OrderActivities
 from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
 from activities.shipping import Carrier, SandboxCarrier, ShippingActivities
 from db.engine import create_engine
+from workers.interceptors import RefusedDataIsFinal
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows.orders import OrderWorkflow
@@ -50,6 +51,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
+        interceptors=[RefusedDataIsFinal()],
         workflows=WORKFLOWS,
         activities=[
             orders.record_order,

@@ -83,9 +83,9 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, order: PlaceOrder) -> OrderState:
-        await self._call("record_order", order, type(None), summary="record order")
         compensations = Compensations()
         try:
+            await self._call("record_order", order, type(None), summary="record order")
             reservation = await self._reserve_stock()
             compensations.add("release stock", self._release_stock)
             authorization = await self._authorize_payment()

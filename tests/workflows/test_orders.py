@@ -166,3 +166,25 @@ async def test_flaky_gateway_is_retried_to_one_authorization(
         ("authorize", 1000),
         ("capture", 1000),
     ]
+
+
+async def test_step_the_database_refuses_fails_the_order_instead_of_stalling(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    engine: AsyncEngine,
+    make_product: MakeProduct,
+) -> None:
+    # Past the API's validation (say, a future channel bridge with a bug): a
+    # name longer than its column. Retrying cannot help; the order must end.
+    sku = await make_product({FIRST: 1})
+    order = place_order([(sku, 1)])
+    order.customer.name = "x" * 300
+
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
+
+    assert state.status == OrderStatus.FAILED
+    assert state.failure_reason == FailureReason.PROCESSING_ERROR
+    assert "StringDataRightTruncation" in (state.failure_detail or "")
