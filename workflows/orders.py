@@ -79,6 +79,7 @@ class OrderWorkflow:
     def __init__(self, order: PlaceOrder) -> None:
         self._order = order
         self._state = OrderState.received(order)
+        self._undo_reason = "order not fulfilled"
         self._shipment_runs: list[workflow.ChildWorkflowHandle[Any, ShipmentState]] = []
 
     @workflow.run
@@ -100,11 +101,13 @@ class OrderWorkflow:
             failure = _as_order_failure(error)
             self._state.failure_reason = failure.reason
             self._state.failure_detail = failure.detail
+            self._undo_reason = failure.reason
             await compensations.run()
             await self._fail(failure)
         except asyncio.CancelledError:
             # Cancelled from outside the OMS (Temporal UI or CLI): stop the
             # shipments, undo what was done, record it, and end as cancelled.
+            self._undo_reason = "order cancelled through Temporal"
             await self._cancel_shipments()
             await compensations.run()
             await self._set_status(
@@ -149,7 +152,7 @@ class OrderWorkflow:
             order_id=self._order.order_id,
             event_id=self._event_id(),
             at=workflow.now(),
-            reason=self._state.failure_reason or "order not fulfilled",
+            reason=self._undo_reason,
         )
         await self._call(
             "release_stock", request, StockReleased, summary="release stock"
@@ -185,7 +188,7 @@ class OrderWorkflow:
             idempotency_key=f"{self._order.order_id}:void",
             event_id=self._event_id(),
             at=workflow.now(),
-            reason=self._state.failure_reason or "order not fulfilled",
+            reason=self._undo_reason,
         )
         await self._call("void_payment", request, Voided, summary="void authorization")
         self._state.payment_status = PaymentStatus.VOIDED
