@@ -1,128 +1,47 @@
-"""Payments: authorize, capture and void through a gateway, recorded once each.
+"""Payments: every movement of money recorded once, through a gateway.
 
-The gateway is a small Protocol; `SandboxGateway` is the built-in one used by
-default and in tests. Every call carries an idempotency key derived from the
-order and the step, so a retry after a lost response never charges twice, and
-the payment_events row with that key is written once.
-
-Gateway errors:
-
-    GatewayError
-    ├── CardDeclined        the issuer said no: not retried, the order fails
-    └── GatewayUnavailable  network trouble or a timeout: retried by Temporal
+Each activity calls the gateway with an idempotency key derived from the order
+and the step, then writes the payment and its payment_events row (unique by
+that key) and mirrors the amounts onto the order's read model, in one
+transaction. Running an activity twice moves and records money once.
 """
 
-import hashlib
 import uuid
-from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.payment_gateway import (
+    CardDeclined,
+    GatewayUnavailable,
+    PaymentGateway,
+)
 from db.orders import Order, append_event
 from db.payments import Payment, PaymentEvent, PaymentEventKind
 from models.errors import FailureType
 from models.money import format_minor
-from models.orders import PaymentStatus
+from models.orders import PaymentMethod, PaymentStatus
 from models.payments import (
     Authorization,
     AuthorizePayment,
     Captured,
     CapturePayment,
+    CreatePaymentLink,
+    ExpirePaymentLink,
+    PaymentLink,
+    RecordLinkPayment,
+    Refunded,
+    RefundPayment,
     Voided,
     VoidPayment,
 )
 
 _PAYMENT_IDS = uuid.UUID("6f1c7a52-52f4-4d8e-9b8e-3f0b7f1e2a10")
-
-
-class GatewayError(Exception):
-    """Base of everything a payment gateway can raise."""
-
-
-class CardDeclined(GatewayError):
-    pass
-
-
-class GatewayUnavailable(GatewayError):
-    pass
-
-
-@dataclass(frozen=True)
-class GatewayResult:
-    reference: str
-
-
-class PaymentGateway(Protocol):
-    name: str
-
-    async def authorize(
-        self, *, token: str, amount_minor: int, currency: str, idempotency_key: str
-    ) -> GatewayResult: ...
-
-    async def capture(
-        self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str
-    ) -> GatewayResult: ...
-
-    async def void(self, *, reference: str, idempotency_key: str) -> GatewayResult: ...
-
-
-class SandboxGateway:
-    """A gateway that needs no network, with magic card tokens for testing.
-
-    - `tok_decline`: the card is declined.
-    - `tok_flaky`: the first call fails before charging, the second charges but
-      its answer is lost; the gateway's idempotency keys make the third call
-      return the charge made by the second.
-    - anything else: approved.
-    """
-
-    name = "sandbox"
-
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
-        self.charges: dict[str, str] = {}
-
-    async def authorize(
-        self, *, token: str, amount_minor: int, currency: str, idempotency_key: str
-    ) -> GatewayResult:
-        self.calls[idempotency_key] += 1
-        if token == "tok_decline":
-            raise CardDeclined(
-                "card declined by the issuer (sandbox token tok_decline)"
-            )
-        if token == "tok_flaky" and self.calls[idempotency_key] == 1:
-            raise GatewayUnavailable("sandbox gateway unavailable (tok_flaky)")
-        reference = self.charges.setdefault(
-            idempotency_key, _reference("auth", idempotency_key)
-        )
-        if token == "tok_flaky" and self.calls[idempotency_key] == 2:
-            raise GatewayUnavailable("sandbox gateway timed out after charging")
-        return GatewayResult(reference)
-
-    async def capture(
-        self, *, reference: str, amount_minor: int, currency: str, idempotency_key: str
-    ) -> GatewayResult:
-        self.calls[idempotency_key] += 1
-        return GatewayResult(_reference("capt", idempotency_key))
-
-    async def void(self, *, reference: str, idempotency_key: str) -> GatewayResult:
-        self.calls[idempotency_key] += 1
-        return GatewayResult(_reference("void", idempotency_key))
-
-    def charges_for(self, order_id: str) -> int:
-        """How many authorizations the sandbox made for an order, whatever the key."""
-        return sum(1 for key in self.charges if key.startswith(f"{order_id}:"))
-
-
-def _reference(prefix: str, idempotency_key: str) -> str:
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
-    return f"sbx_{prefix}_{digest}"
+CASH = "cash"
 
 
 def payment_id_for(idempotency_key: str) -> str:
@@ -160,20 +79,41 @@ async def _record_event(
     return inserted.first() is not None
 
 
-async def _load_payment(conn: AsyncConnection, payment_id: str) -> Row[Any]:
+async def _load_payment(conn: AsyncConnection, payment_id: str) -> Row[Any] | None:
     return (
         await conn.execute(select(Payment.__table__).where(Payment.id == payment_id))
-    ).one()
+    ).first()
 
 
 async def _update_order(
-    conn: AsyncConnection, order_id: str, status: PaymentStatus, **amounts: int
+    conn: AsyncConnection, order_id: str, status: PaymentStatus | None
 ) -> None:
-    """Mirror the payment's status and amounts onto the order's read model."""
+    """Mirror the order's payments onto its read model: totals over all of them."""
+    live = Payment.status.not_in([PaymentStatus.DECLINED, PaymentStatus.EXPIRED])
+    totals = (
+        await conn.execute(
+            select(
+                func.coalesce(
+                    func.sum(Payment.authorized_minor - Payment.voided_minor), 0
+                ),
+                func.coalesce(func.sum(Payment.captured_minor), 0),
+                func.coalesce(func.sum(Payment.refunded_minor), 0),
+            ).where(Payment.order_id == order_id, live)
+        )
+    ).one()
+    values: dict[str, Any] = {
+        "authorized_minor": totals[0],
+        "captured_minor": totals[1],
+        "refunded_minor": totals[2],
+    }
+    if status is not None:
+        values["payment_status"] = status
+    await conn.execute(update(Order).where(Order.id == order_id).values(**values))
+
+
+async def _insert_payment(conn: AsyncConnection, **values: Any) -> None:
     await conn.execute(
-        update(Order)
-        .where(Order.id == order_id)
-        .values(payment_status=status, **amounts)
+        insert(Payment).values(**values).on_conflict_do_nothing(index_elements=["id"])
     )
 
 
@@ -184,9 +124,11 @@ class PaymentActivities:
 
     @activity.defn
     async def authorize_payment(self, request: AuthorizePayment) -> Authorization:
-        """Authorize the order's total on the card; a decline is final."""
+        """Authorize the amount on the card (a decline is final), or note cash."""
         payment_id = payment_id_for(request.idempotency_key)
-        amount = format_minor(request.amount_minor, request.currency)
+        if request.method == PaymentMethod.COD:
+            return await self._register_cash(request, payment_id)
+        assert request.token is not None, "a card payment carries its token"
         try:
             result = await self._gateway.authorize(
                 token=request.token,
@@ -207,15 +149,49 @@ class PaymentActivities:
                 activity.info().attempt,
             )
             raise
-
         await self._record_outcome(request, payment_id, reference=result.reference)
         activity.logger.info(
-            "order %s: %s %s authorized", request.order_id, amount, request.currency
+            "order %s: %s %s authorized",
+            request.order_id,
+            format_minor(request.amount_minor, request.currency),
+            request.currency,
         )
         return Authorization(
             payment_id=payment_id,
             provider=self._gateway.name,
             provider_ref=result.reference,
+            amount_minor=request.amount_minor,
+        )
+
+    async def _register_cash(
+        self, request: AuthorizePayment, payment_id: str
+    ) -> Authorization:
+        amount = format_minor(request.amount_minor, request.currency)
+        async with self._engine.begin() as conn:
+            await _insert_payment(
+                conn,
+                id=payment_id,
+                order_id=request.order_id,
+                method=request.method,
+                provider=CASH,
+                currency=request.currency,
+                status=PaymentStatus.PENDING,
+                authorized_minor=request.amount_minor,
+            )
+            await _update_order(conn, request.order_id, PaymentStatus.PENDING)
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="payment.cash_on_delivery",
+                message=f"{amount} {request.currency} to collect on delivery",
+                data={"amount": amount},
+            )
+        return Authorization(
+            payment_id=payment_id,
+            provider=CASH,
+            provider_ref=None,
             amount_minor=request.amount_minor,
         )
 
@@ -231,19 +207,16 @@ class PaymentActivities:
         status = PaymentStatus.DECLINED if declined else PaymentStatus.AUTHORIZED
         amount = format_minor(request.amount_minor, request.currency)
         async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(Payment)
-                .values(
-                    id=payment_id,
-                    order_id=request.order_id,
-                    method=request.method,
-                    provider=self._gateway.name,
-                    provider_ref=reference,
-                    currency=request.currency,
-                    status=status,
-                    authorized_minor=0 if declined else request.amount_minor,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
+            await _insert_payment(
+                conn,
+                id=payment_id,
+                order_id=request.order_id,
+                method=request.method,
+                provider=self._gateway.name,
+                provider_ref=reference,
+                currency=request.currency,
+                status=status,
+                authorized_minor=0 if declined else request.amount_minor,
             )
             await _record_event(
                 conn,
@@ -258,12 +231,7 @@ class PaymentActivities:
                 reference=reference,
                 detail=declined,
             )
-            await _update_order(
-                conn,
-                request.order_id,
-                status,
-                authorized_minor=0 if declined else request.amount_minor,
-            )
+            await _update_order(conn, request.order_id, status)
             await append_event(
                 conn,
                 order_id=request.order_id,
@@ -280,10 +248,170 @@ class PaymentActivities:
 
     @activity.defn
     async def capture_payment(self, request: CapturePayment) -> Captured:
-        """Capture part or all of an authorization, once per idempotency key."""
+        """Capture part or all of an authorization, or record cash collected."""
         async with self._engine.connect() as conn:
             payment = await _load_payment(conn, request.payment_id)
-        result = await self._gateway.capture(
+        assert payment is not None, "capture of a payment that was never recorded"
+        reference = payment.provider_ref
+        if payment.provider != CASH:
+            result = await self._gateway.capture(
+                reference=payment.provider_ref,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                idempotency_key=request.idempotency_key,
+            )
+            reference = result.reference
+        amount = format_minor(request.amount_minor, request.currency)
+        async with self._engine.begin() as conn:
+            if await _record_event(
+                conn,
+                payment_id=request.payment_id,
+                order_id=request.order_id,
+                kind=PaymentEventKind.CAPTURE,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                idempotency_key=request.idempotency_key,
+                reference=reference,
+            ):
+                await conn.execute(
+                    update(Payment)
+                    .where(Payment.id == request.payment_id)
+                    .values(
+                        captured_minor=Payment.captured_minor + request.amount_minor
+                    )
+                )
+            captured = await _load_payment(conn, request.payment_id)
+            assert captured is not None
+            status = (
+                PaymentStatus.CAPTURED
+                if captured.captured_minor + captured.voided_minor
+                >= captured.authorized_minor
+                else PaymentStatus.PARTIALLY_CAPTURED
+            )
+            await conn.execute(
+                update(Payment)
+                .where(Payment.id == request.payment_id)
+                .values(status=status)
+            )
+            await _update_order(conn, request.order_id, status)
+            collected = "collected in cash" if payment.provider == CASH else "captured"
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="payment.captured",
+                message=f"{amount} {request.currency} {collected}",
+                data={"amount": amount, "reference": reference},
+            )
+        activity.logger.info(
+            "order %s: %s %s %s", request.order_id, amount, request.currency, collected
+        )
+        return Captured(captured_minor=captured.captured_minor, provider_ref=reference)
+
+    @activity.defn
+    async def void_payment(self, request: VoidPayment) -> Voided:
+        """Release an authorization, or part of it; nothing if none was made."""
+        async with self._engine.connect() as conn:
+            payment = await _load_payment(conn, request.payment_id)
+        if payment is None:
+            payment = await self._adopt_lost_authorization(request)
+            if payment is None:
+                return Voided(provider_ref=None)
+        remaining = (
+            payment.authorized_minor - payment.captured_minor - payment.voided_minor
+        )
+        amount = min(request.amount_minor or remaining, remaining)
+        reference = payment.provider_ref
+        if payment.provider != CASH:
+            result = await self._gateway.void(
+                reference=payment.provider_ref,
+                amount_minor=request.amount_minor,
+                idempotency_key=request.idempotency_key,
+            )
+            reference = result.reference
+        async with self._engine.begin() as conn:
+            if await _record_event(
+                conn,
+                payment_id=request.payment_id,
+                order_id=request.order_id,
+                kind=PaymentEventKind.VOID,
+                amount_minor=amount,
+                currency=payment.currency,
+                idempotency_key=request.idempotency_key,
+                reference=reference,
+                detail=request.reason,
+            ):
+                await conn.execute(
+                    update(Payment)
+                    .where(Payment.id == request.payment_id)
+                    .values(voided_minor=Payment.voided_minor + amount)
+                )
+            voided = await _load_payment(conn, request.payment_id)
+            assert voided is not None
+            status = None
+            if voided.voided_minor >= voided.authorized_minor:
+                status = PaymentStatus.VOIDED
+                await conn.execute(
+                    update(Payment)
+                    .where(Payment.id == request.payment_id)
+                    .values(status=status)
+                )
+            await _update_order(
+                conn, request.order_id, None if request.replaced else status
+            )
+            shown = format_minor(amount, payment.currency)
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="payment.voided",
+                message=f"{shown} {payment.currency} released: {request.reason}",
+                data={"amount": shown, "reference": reference},
+            )
+        activity.logger.info(
+            "order %s: %s %s of the authorization released",
+            request.order_id,
+            shown,
+            payment.currency,
+        )
+        return Voided(provider_ref=reference, voided_minor=amount)
+
+    async def _adopt_lost_authorization(self, request: VoidPayment) -> Row[Any] | None:
+        """Record an authorization the gateway made whose answer never arrived."""
+        if request.authorization_key is None:
+            return None
+        reference = await self._gateway.find_authorization(request.authorization_key)
+        if reference is None:
+            return None
+        assert request.currency is not None and request.authorized_minor is not None
+        activity.logger.warning(
+            "order %s: voiding an authorization known only to the gateway (%s)",
+            request.order_id,
+            reference,
+        )
+        async with self._engine.begin() as conn:
+            await _insert_payment(
+                conn,
+                id=request.payment_id,
+                order_id=request.order_id,
+                method=PaymentMethod.CARD,
+                provider=self._gateway.name,
+                provider_ref=reference,
+                currency=request.currency,
+                status=PaymentStatus.AUTHORIZED,
+                authorized_minor=request.authorized_minor,
+            )
+            return await _load_payment(conn, request.payment_id)
+
+    @activity.defn
+    async def refund_payment(self, request: RefundPayment) -> Refunded:
+        """Give back captured money, all or part of it, once per key."""
+        async with self._engine.connect() as conn:
+            payment = await _load_payment(conn, request.payment_id)
+        assert payment is not None, "refund of a payment that was never recorded"
+        result = await self._gateway.refund(
             reference=payment.provider_ref,
             amount_minor=request.amount_minor,
             currency=request.currency,
@@ -295,83 +423,163 @@ class PaymentActivities:
                 conn,
                 payment_id=request.payment_id,
                 order_id=request.order_id,
-                kind=PaymentEventKind.CAPTURE,
+                kind=PaymentEventKind.REFUND,
                 amount_minor=request.amount_minor,
                 currency=request.currency,
                 idempotency_key=request.idempotency_key,
                 reference=result.reference,
+                detail=request.reason,
             ):
                 await conn.execute(
                     update(Payment)
                     .where(Payment.id == request.payment_id)
                     .values(
-                        captured_minor=Payment.captured_minor + request.amount_minor
+                        refunded_minor=Payment.refunded_minor + request.amount_minor
                     )
                 )
-            captured = await _load_payment(conn, request.payment_id)
+            refunded = await _load_payment(conn, request.payment_id)
+            assert refunded is not None
             status = (
-                PaymentStatus.CAPTURED
-                if captured.captured_minor >= captured.authorized_minor
-                else PaymentStatus.PARTIALLY_CAPTURED
+                PaymentStatus.REFUNDED
+                if refunded.refunded_minor >= refunded.captured_minor
+                else PaymentStatus.PARTIALLY_REFUNDED
             )
             await conn.execute(
                 update(Payment)
                 .where(Payment.id == request.payment_id)
                 .values(status=status)
             )
-            await _update_order(
-                conn, request.order_id, status, captured_minor=captured.captured_minor
-            )
+            await _update_order(conn, request.order_id, status)
             await append_event(
                 conn,
                 order_id=request.order_id,
                 event_id=request.event_id,
                 at=request.at,
-                type="payment.captured",
-                message=f"{amount} {request.currency} captured",
+                type="payment.refunded",
+                message=f"{amount} {request.currency} refunded: {request.reason}",
                 data={"amount": amount, "reference": result.reference},
             )
         activity.logger.info(
-            "order %s: %s %s captured", request.order_id, amount, request.currency
+            "order %s: %s %s refunded", request.order_id, amount, request.currency
         )
-        return Captured(
-            captured_minor=captured.captured_minor, provider_ref=result.reference
+        return Refunded(
+            refunded_minor=refunded.refunded_minor, provider_ref=result.reference
         )
 
     @activity.defn
-    async def void_payment(self, request: VoidPayment) -> Voided:
-        """Cancel an authorization that will not be captured."""
-        async with self._engine.connect() as conn:
-            payment = await _load_payment(conn, request.payment_id)
-        result = await self._gateway.void(
-            reference=payment.provider_ref, idempotency_key=request.idempotency_key
+    async def create_payment_link(self, request: CreatePaymentLink) -> PaymentLink:
+        """Ask the gateway for a payment link the customer pays before it expires."""
+        payment_id = payment_id_for(request.idempotency_key)
+        link = await self._gateway.create_link(
+            amount_minor=request.amount_minor,
+            currency=request.currency,
+            expires_at=request.expires_at,
+            idempotency_key=request.idempotency_key,
         )
+        amount = format_minor(request.amount_minor, request.currency)
         async with self._engine.begin() as conn:
-            await _record_event(
+            await _insert_payment(
                 conn,
-                payment_id=request.payment_id,
+                id=payment_id,
                 order_id=request.order_id,
-                kind=PaymentEventKind.VOID,
-                amount_minor=payment.authorized_minor - payment.captured_minor,
-                currency=payment.currency,
-                idempotency_key=request.idempotency_key,
-                reference=result.reference,
-                detail=request.reason,
+                method=PaymentMethod.LINK,
+                provider=self._gateway.name,
+                provider_ref=link.link_id,
+                currency=request.currency,
+                status=PaymentStatus.PENDING,
+                authorized_minor=request.amount_minor,
             )
-            await conn.execute(
-                update(Payment)
-                .where(Payment.id == request.payment_id)
-                .values(status=PaymentStatus.VOIDED)
-            )
-            await _update_order(conn, request.order_id, PaymentStatus.VOIDED)
+            await _update_order(conn, request.order_id, PaymentStatus.PENDING)
             await append_event(
                 conn,
                 order_id=request.order_id,
                 event_id=request.event_id,
                 at=request.at,
-                type="payment.voided",
-                message=f"authorization voided: {request.reason}",
-                data={"reference": result.reference},
+                type="payment.link_sent",
+                message=(
+                    f"payment link for {amount} {request.currency} sent, valid "
+                    f"until {request.expires_at.isoformat(timespec='seconds')}"
+                ),
+                data={"url": link.url, "link_id": link.link_id},
             )
-        activity.logger.info("order %s: authorization voided", request.order_id)
-        return Voided(provider_ref=result.reference)
+        activity.logger.info(
+            "order %s: payment link %s sent", request.order_id, link.link_id
+        )
+        return PaymentLink(
+            payment_id=payment_id,
+            link_id=link.link_id,
+            url=link.url,
+            expires_at=request.expires_at,
+        )
+
+    @activity.defn
+    async def record_link_payment(self, request: RecordLinkPayment) -> Captured:
+        """The customer paid the link: the money is captured."""
+        amount = format_minor(request.amount_minor, request.currency)
+        async with self._engine.begin() as conn:
+            payment = await _load_payment(conn, request.payment_id)
+            assert payment is not None, "payment for a link that was never created"
+            if await _record_event(
+                conn,
+                payment_id=request.payment_id,
+                order_id=request.order_id,
+                kind=PaymentEventKind.CAPTURE,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                idempotency_key=f"{request.order_id}:link:{request.notification_id}",
+                reference=payment.provider_ref,
+            ):
+                await conn.execute(
+                    update(Payment)
+                    .where(Payment.id == request.payment_id)
+                    .values(
+                        captured_minor=Payment.captured_minor + request.amount_minor,
+                        status=PaymentStatus.CAPTURED,
+                    )
+                )
+            await _update_order(conn, request.order_id, PaymentStatus.CAPTURED)
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="payment.link_paid",
+                actor=f"provider:{payment.provider}",
+                message=f"{amount} {request.currency} paid through the payment link",
+                data={"amount": amount, "notification": request.notification_id},
+            )
+        activity.logger.info("order %s: payment link paid", request.order_id)
+        return Captured(
+            captured_minor=request.amount_minor, provider_ref=payment.provider_ref
+        )
+
+    @activity.defn
+    async def expire_payment_link(self, request: ExpirePaymentLink) -> None:
+        """Close a payment link that was not paid, so it can no longer be paid."""
+        async with self._engine.connect() as conn:
+            payment = await _load_payment(conn, request.payment_id)
+        if payment is None or payment.status != PaymentStatus.PENDING:
+            return
+        await self._gateway.expire_link(link_id=payment.provider_ref)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Payment)
+                .where(
+                    Payment.id == request.payment_id,
+                    Payment.status == PaymentStatus.PENDING,
+                )
+                .values(status=PaymentStatus.EXPIRED)
+            )
+            await _update_order(conn, request.order_id, PaymentStatus.EXPIRED)
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="payment.link_closed",
+                message=f"payment link closed: {request.reason}",
+                data={"link_id": payment.provider_ref},
+            )
+        activity.logger.info(
+            "order %s: payment link %s closed", request.order_id, payment.provider_ref
+        )

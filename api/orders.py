@@ -20,14 +20,12 @@ from api.intake import find_by_reference, mark_started, take_in
 from api.read_model import order_summary, stored_state
 from db.orders import Order, OrderEvent
 from models.catalog import Page
+from models.order_views import OrderPublic, OrderSummary, TimelineEntry
 from models.orders import (
     OrderCreate,
-    OrderPublic,
     OrderState,
     OrderStatus,
-    OrderSummary,
     PlaceOrder,
-    TimelineEntry,
     workflow_id_for,
 )
 from workflows.orders import OrderWorkflow

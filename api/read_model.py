@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.orders import Order, OrderLine
 from db.shipping import Shipment, ShipmentLine
 from models.money import Money
-from models.orders import Address, Customer, OrderState, OrderSummary, PlaceOrder
+from models.order_views import OrderSummary
+from models.orders import Address, Customer, OrderState, PlaceOrder
 from models.orders import OrderLine as OrderLineModel
 from models.shipping import ShipmentLine as ShipmentLineModel
 from models.shipping import ShipmentState

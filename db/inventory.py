@@ -89,3 +89,19 @@ class Reservation(Base):
     state: Mapped[str] = mapped_column(String(16), default=ReservationState.RESERVED)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+class StockMovement(Base):
+    """Every change of on-hand stock made by people: who, how much, why."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (CheckConstraint("delta <> 0", name="delta_not_zero"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), index=True)
+    warehouse: Mapped[str] = mapped_column(ForeignKey("warehouses.code"))
+    delta: Mapped[int]
+    on_hand_after: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = created_at_column()

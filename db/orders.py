@@ -77,6 +77,10 @@ class Order(Base):
     total_minor: Mapped[int] = mapped_column(BigInteger)
     authorized_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     captured_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
+    cancel_note: Mapped[str | None] = mapped_column(String(500))
+    hold_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = updated_at_column()
 

@@ -32,6 +32,10 @@ class Payment(Base):
             "0 <= refunded_minor AND refunded_minor <= captured_minor",
             name="refunded_within_captured",
         ),
+        CheckConstraint(
+            "0 <= voided_minor AND captured_minor + voided_minor <= authorized_minor",
+            name="voided_within_authorized",
+        ),
     )
 
     id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
@@ -44,6 +48,7 @@ class Payment(Base):
     authorized_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     captured_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    voided_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 

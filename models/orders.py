@@ -3,7 +3,7 @@
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -12,14 +12,18 @@ from pydantic import (
     Field,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
-from models.money import Currency, Money
-from models.shipping import ShipmentState
+from models.money import Currency
+from models.shipping import ShipmentState, ShipmentStatus
 
 
 class OrderStatus(StrEnum):
     RECEIVED = "received"
+    AWAITING_STOCK = "awaiting_stock"
+    AWAITING_PAYMENT = "awaiting_payment"
+    ON_HOLD = "on_hold"
     CONFIRMED = "confirmed"
     IN_FULFILMENT = "in_fulfilment"
     DELIVERED = "delivered"
@@ -131,7 +135,7 @@ class Address(BaseModel):
 
 class PaymentDetails(BaseModel):
     method: str
-    token: str
+    token: str | None = None
 
 
 class CustomerIn(Contract):
@@ -158,9 +162,46 @@ class OrderLineIn(Contract):
     )
 
 
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    LINK = "link"
+    COD = "cod"
+
+
 class PaymentIn(Contract):
-    method: Literal["card"]
-    token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    method: PaymentMethod = Field(
+        description="card: authorized now, captured when shipped; link: the "
+        "customer pays a payment link before the order goes on; cod: cash on "
+        "delivery, collected by the carrier"
+    )
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = (
+        Field(default=None, description="the card token, for method card only")
+    )
+
+    @model_validator(mode="after")
+    def _token_for_cards_only(self) -> "PaymentIn":
+        if self.method == PaymentMethod.CARD and self.token is None:
+            raise ValueError("a card payment needs a token")
+        if self.method != PaymentMethod.CARD and self.token is not None:
+            raise ValueError(f"a {self.method} payment takes no token")
+        return self
+
+
+class OutOfStockPolicy(StrEnum):
+    """What a channel's orders do when no warehouse can ship them."""
+
+    REJECT = "reject"
+    BACKORDER = "backorder"
+    ASK_CUSTOMER = "ask_customer"
+
+
+class OrderPolicy(BaseModel):
+    """The channel's rules for one order, fixed when the order is taken in."""
+
+    out_of_stock: OutOfStockPolicy = OutOfStockPolicy.REJECT
+    backorder_seconds: float = 14 * 86_400
+    ask_customer_seconds: float = 3 * 86_400
+    payment_link_seconds: float = 86_400
 
 
 class OrderCreate(Contract):
@@ -184,6 +225,37 @@ class OrderLine(BaseModel):
     quantity: int
     unit_price_minor: int
     total_minor: int
+    cancelled_quantity: int = 0
+
+
+class CancelReason(StrEnum):
+    CUSTOMER_REQUEST = "customer_request"
+    OUT_OF_STOCK = "out_of_stock"
+    PAYMENT_ISSUE = "payment_issue"
+    FRAUD_SUSPECTED = "fraud_suspected"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+    # Set by the order itself, never by a caller.
+    PAYMENT_EXPIRED = "payment_expired"
+
+
+class Cancellation(BaseModel):
+    reason: CancelReason
+    note: str | None = None
+    actor: str
+    at: datetime
+
+
+class Hold(BaseModel):
+    reason: str
+    actor: str
+    at: datetime
+    resume_status: "OrderStatus"
+
+
+class PaymentLinkInfo(BaseModel):
+    url: str
+    expires_at: datetime
 
 
 class PlaceOrder(BaseModel):
@@ -202,6 +274,7 @@ class PlaceOrder(BaseModel):
     total_minor: int
     payment: PaymentDetails
     placed_at: datetime
+    policy: OrderPolicy = OrderPolicy()
 
 
 class OrderState(BaseModel):
@@ -225,9 +298,24 @@ class OrderState(BaseModel):
     total_minor: int
     authorized_minor: int = 0
     captured_minor: int = 0
+    refunded_minor: int = 0
     shipments: list[ShipmentState] = []
+    cancellation: Cancellation | None = None
+    hold: Hold | None = None
+    payment_link: PaymentLinkInfo | None = None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def shipped(self) -> bool:
+        """A shipment has left: the order can no longer be cancelled."""
+        return any(shipment.has_left for shipment in self.shipments)
+
+    @property
+    def picking_started(self) -> bool:
+        return any(
+            shipment.status != ShipmentStatus.CANCELLED for shipment in self.shipments
+        )
 
     @classmethod
     def received(cls, order: PlaceOrder) -> "OrderState":
@@ -270,113 +358,3 @@ class OrderEventIn(BaseModel):
 def workflow_id_for(order_id: str) -> str:
     """The id of the order's workflow, derived from the order id."""
     return f"order-{order_id}"
-
-
-class OrderLinePublic(BaseModel):
-    line: int
-    sku: str
-    name: str
-    quantity: int
-    unit_price: Money
-    total: Money
-
-
-class Totals(BaseModel):
-    subtotal: Money
-    shipping: Money
-    total: Money
-
-
-class PaymentPublic(BaseModel):
-    method: str
-    status: PaymentStatus
-    authorized: Money
-    captured: Money
-
-
-class OrderPublic(BaseModel):
-    """An order as the API shows it."""
-
-    id: str
-    number: str
-    channel: str
-    external_id: str | None
-    status: OrderStatus
-    failure_reason: FailureReason | None
-    failure_detail: str | None
-    customer: Customer
-    shipping_address: Address
-    currency: str
-    lines: list[OrderLinePublic]
-    totals: Totals
-    payment: PaymentPublic
-    shipments: list[ShipmentState]
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, state: OrderState) -> "OrderPublic":
-        def money(minor: int) -> Money:
-            return Money.of(minor, state.currency)
-
-        return cls(
-            id=state.order_id,
-            number=state.number,
-            channel=state.channel,
-            external_id=state.external_id,
-            status=state.status,
-            failure_reason=state.failure_reason,
-            failure_detail=state.failure_detail,
-            customer=state.customer,
-            shipping_address=state.shipping_address,
-            currency=state.currency,
-            lines=[
-                OrderLinePublic(
-                    line=line.line,
-                    sku=line.sku,
-                    name=line.name,
-                    quantity=line.quantity,
-                    unit_price=money(line.unit_price_minor),
-                    total=money(line.total_minor),
-                )
-                for line in state.lines
-            ],
-            totals=Totals(
-                subtotal=money(state.subtotal_minor),
-                shipping=money(state.shipping_minor),
-                total=money(state.total_minor),
-            ),
-            payment=PaymentPublic(
-                method=state.payment_method,
-                status=state.payment_status,
-                authorized=money(state.authorized_minor),
-                captured=money(state.captured_minor),
-            ),
-            shipments=state.shipments,
-            created_at=state.created_at,
-            updated_at=state.updated_at,
-        )
-
-
-class OrderSummary(BaseModel):
-    """One row of `GET /v1/orders`."""
-
-    id: str
-    number: str
-    channel: str
-    external_id: str | None
-    status: OrderStatus
-    payment_status: PaymentStatus
-    failure_reason: FailureReason | None
-    customer_email: str
-    total: Money
-    created_at: datetime
-    updated_at: datetime
-
-
-class TimelineEntry(BaseModel):
-    at: datetime
-    type: str
-    actor: str
-    message: str
-    data: dict[str, Any]

@@ -1,4 +1,4 @@
-"""Payments: authorize, capture and void messages, amounts in minor units."""
+"""Payments: authorize, capture, void, refund and payment links, in minor units."""
 
 from datetime import datetime
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 class AuthorizePayment(BaseModel):
     order_id: str
     method: str
-    token: str
+    token: str | None
     amount_minor: int
     currency: str
     idempotency_key: str
@@ -19,7 +19,7 @@ class AuthorizePayment(BaseModel):
 class Authorization(BaseModel):
     payment_id: str
     provider: str
-    provider_ref: str
+    provider_ref: str | None
     amount_minor: int
 
 
@@ -35,17 +35,83 @@ class CapturePayment(BaseModel):
 
 class Captured(BaseModel):
     captured_minor: int
-    provider_ref: str
+    provider_ref: str | None
 
 
 class VoidPayment(BaseModel):
+    """Void an authorization, or only `amount_minor` of it.
+
+    `authorization_key` finds an authorization the gateway made but this
+    system never recorded (the answer was lost before a cancel).
+    """
+
     order_id: str
     payment_id: str
     idempotency_key: str
     event_id: str
     at: datetime
     reason: str
+    authorization_key: str | None = None
+    amount_minor: int | None = None
+    # When found only at the gateway: what was asked for, to record it.
+    currency: str | None = None
+    authorized_minor: int | None = None
+    # A replaced authorization (an amendment re-authorized the order): the
+    # order's payment status follows the new one, not this void.
+    replaced: bool = False
 
 
 class Voided(BaseModel):
-    provider_ref: str
+    provider_ref: str | None
+    voided_minor: int = 0
+
+
+class RefundPayment(BaseModel):
+    order_id: str
+    payment_id: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    event_id: str
+    at: datetime
+    reason: str
+
+
+class Refunded(BaseModel):
+    refunded_minor: int
+    provider_ref: str | None
+
+
+class CreatePaymentLink(BaseModel):
+    order_id: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    expires_at: datetime
+    event_id: str
+    at: datetime
+
+
+class PaymentLink(BaseModel):
+    payment_id: str
+    link_id: str
+    url: str
+    expires_at: datetime
+
+
+class RecordLinkPayment(BaseModel):
+    order_id: str
+    payment_id: str
+    amount_minor: int
+    currency: str
+    notification_id: str
+    event_id: str
+    at: datetime
+
+
+class ExpirePaymentLink(BaseModel):
+    order_id: str
+    payment_id: str
+    event_id: str
+    at: datetime
+    reason: str

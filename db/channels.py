@@ -1,0 +1,33 @@
+"""Sales channels and the rules each one's orders follow."""
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, created_at_column
+
+
+class Channel(Base):
+    """A channel's policies; orders from unknown channels get the defaults."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        CheckConstraint(
+            "out_of_stock_policy IN ('reject', 'backorder', 'ask_customer')",
+            name="out_of_stock_policy_known",
+        ),
+        CheckConstraint(
+            "backorder_seconds > 0 AND ask_customer_seconds > 0 "
+            "AND payment_link_seconds > 0",
+            name="timeouts_positive",
+        ),
+    )
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    out_of_stock_policy: Mapped[str] = mapped_column(String(16), default="reject")
+    backorder_seconds: Mapped[float] = mapped_column(default=14 * 86_400)
+    ask_customer_seconds: Mapped[float] = mapped_column(default=3 * 86_400)
+    payment_link_seconds: Mapped[float] = mapped_column(default=86_400)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,143 @@
+"""Orders as the API shows them."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from models.money import Money
+from models.orders import (
+    Address,
+    Cancellation,
+    Customer,
+    FailureReason,
+    Hold,
+    OrderState,
+    OrderStatus,
+    PaymentLinkInfo,
+    PaymentStatus,
+)
+from models.rules import allowed_actions
+from models.shipping import ShipmentState
+
+
+class OrderLinePublic(BaseModel):
+    line: int
+    sku: str
+    name: str
+    quantity: int
+    cancelled_quantity: int
+    unit_price: Money
+    total: Money
+
+
+class Totals(BaseModel):
+    subtotal: Money
+    shipping: Money
+    total: Money
+
+
+class PaymentPublic(BaseModel):
+    method: str
+    status: PaymentStatus
+    authorized: Money
+    captured: Money
+    refunded: Money
+    link: PaymentLinkInfo | None = None
+
+
+class OrderPublic(BaseModel):
+    """An order as the API shows it."""
+
+    id: str
+    number: str
+    channel: str
+    external_id: str | None
+    status: OrderStatus
+    failure_reason: FailureReason | None
+    failure_detail: str | None
+    customer: Customer
+    shipping_address: Address
+    currency: str
+    lines: list[OrderLinePublic]
+    totals: Totals
+    payment: PaymentPublic
+    shipments: list[ShipmentState]
+    cancellation: Cancellation | None
+    hold: Hold | None
+    allowed_actions: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, state: OrderState) -> "OrderPublic":
+        def money(minor: int) -> Money:
+            return Money.of(minor, state.currency)
+
+        return cls(
+            id=state.order_id,
+            number=state.number,
+            channel=state.channel,
+            external_id=state.external_id,
+            status=state.status,
+            failure_reason=state.failure_reason,
+            failure_detail=state.failure_detail,
+            customer=state.customer,
+            shipping_address=state.shipping_address,
+            currency=state.currency,
+            lines=[
+                OrderLinePublic(
+                    line=line.line,
+                    sku=line.sku,
+                    name=line.name,
+                    quantity=line.quantity,
+                    cancelled_quantity=line.cancelled_quantity,
+                    unit_price=money(line.unit_price_minor),
+                    total=money(line.total_minor),
+                )
+                for line in state.lines
+            ],
+            totals=Totals(
+                subtotal=money(state.subtotal_minor),
+                shipping=money(state.shipping_minor),
+                total=money(state.total_minor),
+            ),
+            payment=PaymentPublic(
+                method=state.payment_method,
+                status=state.payment_status,
+                authorized=money(state.authorized_minor),
+                captured=money(state.captured_minor),
+                refunded=money(state.refunded_minor),
+                link=state.payment_link,
+            ),
+            shipments=state.shipments,
+            cancellation=state.cancellation,
+            hold=state.hold,
+            allowed_actions=allowed_actions(state),
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+        )
+
+
+class OrderSummary(BaseModel):
+    """One row of `GET /v1/orders`."""
+
+    id: str
+    number: str
+    channel: str
+    external_id: str | None
+    status: OrderStatus
+    payment_status: PaymentStatus
+    failure_reason: FailureReason | None
+    customer_email: str
+    total: Money
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    type: str
+    actor: str
+    message: str
+    data: dict[str, Any]
