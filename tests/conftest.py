@@ -21,7 +21,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.payments import SandboxGateway
+from activities.payment_gateway import SandboxGateway
 from api.app import create_app
 from api.deps import Services
 from db.catalog import Product, ProductPrice

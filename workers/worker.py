@@ -11,7 +11,8 @@ from temporalio.worker import Worker
 
 from activities.inventory import InventoryActivities
 from activities.orders import OrderActivities
-from activities.payments import PaymentActivities, PaymentGateway, SandboxGateway
+from activities.payment_gateway import PaymentGateway, SandboxGateway
+from activities.payments import PaymentActivities
 from activities.shipping import Carrier, SandboxCarrier, ShippingActivities
 from db.engine import create_engine
 from workers.interceptors import RefusedDataIsFinal

@@ -8,7 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.payments import GatewayUnavailable, PaymentActivities, SandboxGateway
+from activities.payment_gateway import GatewayUnavailable, SandboxGateway
+from activities.payments import PaymentActivities
 from models.errors import FailureType
 from models.payments import AuthorizePayment, CapturePayment
 from tests.helpers import payment_events_of

@@ -12,7 +12,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.orders import OrderActivities
-from activities.payments import PaymentActivities, SandboxGateway
+from activities.payment_gateway import SandboxGateway
+from activities.payments import PaymentActivities
 from db.orders import OrderIntake
 from models.orders import OrderEventIn, OrderStatus, PaymentStatus, workflow_id_for
 from models.payments import AuthorizePayment, CapturePayment

@@ -4,7 +4,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.payments import SandboxGateway
+from activities.payment_gateway import SandboxGateway
 from models.orders import FailureReason, OrderStatus, PaymentStatus
 from models.shipping import ShipmentStatus
 from tests.conftest import FIRST, SECOND, MakeProduct
