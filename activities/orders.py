@@ -1,14 +1,15 @@
 """Order read model: the order row, its lines and its timeline."""
 
 import uuid
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from db.orders import Order, OrderLine, append_event
-from models.orders import OrderEventIn, PlaceOrder
+from models.orders import OrderChanged, OrderEventIn, PlaceOrder
 
 
 class OrderActivities:
@@ -63,16 +64,21 @@ class OrderActivities:
     @activity.defn
     async def record_order_event(self, event: OrderEventIn) -> None:
         """Apply a status change to the read model and add it to the timeline."""
-        changes = {
+        changes: dict[str, Any] = {
             name: value
             for name, value in (
                 ("status", event.status),
                 ("payment_status", event.payment_status),
                 ("failure_reason", event.failure_reason),
                 ("failure_detail", (event.failure_detail or "")[:500] or None),
+                ("cancel_reason", event.cancel_reason),
+                ("cancel_note", event.cancel_note),
+                ("hold_reason", event.hold_reason),
             )
             if value is not None
         }
+        if event.hold_cleared:
+            changes["hold_reason"] = None
         async with self._engine.begin() as conn:
             if changes:
                 await conn.execute(
@@ -89,3 +95,39 @@ class OrderActivities:
                 data=event.data,
             )
         activity.logger.info("order %s: %s", event.order_id, event.message)
+
+    @activity.defn
+    async def record_order_change(self, change: OrderChanged) -> None:
+        """Store an order's new lines, totals or address, and why they changed."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Order)
+                .where(Order.id == change.order_id)
+                .values(
+                    subtotal_minor=change.subtotal_minor,
+                    shipping_minor=change.shipping_minor,
+                    total_minor=change.total_minor,
+                    shipping_address=change.shipping_address.model_dump(),
+                )
+            )
+            await conn.execute(
+                delete(OrderLine).where(OrderLine.order_id == change.order_id)
+            )
+            await conn.execute(
+                insert(OrderLine),
+                [
+                    {"order_id": change.order_id, **line.model_dump()}
+                    for line in change.lines
+                ],
+            )
+            await append_event(
+                conn,
+                order_id=change.order_id,
+                event_id=change.event_id,
+                at=change.at,
+                type=change.type,
+                actor=change.actor,
+                message=change.message,
+                data=change.data,
+            )
+        activity.logger.info("order %s: %s", change.order_id, change.message)

@@ -6,7 +6,6 @@ that key) and mirrors the amounts onto the order's read model, in one
 transaction. Running an activity twice moves and records money once.
 """
 
-import uuid
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
@@ -38,14 +37,10 @@ from models.payments import (
     RefundPayment,
     Voided,
     VoidPayment,
+    payment_id_for,
 )
 
-_PAYMENT_IDS = uuid.UUID("6f1c7a52-52f4-4d8e-9b8e-3f0b7f1e2a10")
 CASH = "cash"
-
-
-def payment_id_for(idempotency_key: str) -> str:
-    return str(uuid.uuid5(_PAYMENT_IDS, idempotency_key))
 
 
 async def _record_event(

@@ -173,7 +173,9 @@ async def _current_state(services: Services, order: PlaceOrder) -> OrderState:
         )
     )
     try:
-        return await handle.query(OrderWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
+        return await handle.query(
+            OrderWorkflow.current_state, rpc_timeout=QUERY_TIMEOUT
+        )
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:
             logger.warning(

@@ -97,6 +97,7 @@ class OrderLine(Base):
     quantity: Mapped[int]
     unit_price_minor: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
+    cancelled_quantity: Mapped[int] = mapped_column(server_default="0")
 
 
 class OrderEvent(Base):

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StockLine(BaseModel):
@@ -50,3 +50,32 @@ class SkuInventory(BaseModel):
     reserved: int
     available: int
     warehouses: list[WarehouseStock]
+
+
+class ReleaseLines(BaseModel):
+    """Release some units of some lines (a partial cancel)."""
+
+    order_id: str
+    lines: list[StockLine]
+    event_id: str
+    at: datetime
+    reason: str
+
+
+class StockAdjustment(BaseModel):
+    """Body of `POST /v1/inventory/{sku}/adjust`: a counted change of on-hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warehouse: str = Field(min_length=1, max_length=32)
+    delta: int = Field(
+        ge=-1_000_000, le=1_000_000, description="units added (+) or removed (-)"
+    )
+    reason: str = Field(min_length=1, max_length=200)
+
+    @field_validator("delta")
+    @classmethod
+    def _not_zero(cls, delta: int) -> int:
+        if delta == 0:
+            raise ValueError("a stock adjustment changes something: delta is not 0")
+        return delta

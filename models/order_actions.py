@@ -14,7 +14,6 @@ from models.orders import (
     AddressIn,
     CancelReason,
     Contract,
-    OrderLine,
     OrderLineIn,
     Text,
 )
@@ -84,11 +83,21 @@ class AmendRequest(Contract):
         return self
 
 
+class AmendLine(BaseModel):
+    """One line as it should be; the workflow keeps an ordered SKU's price."""
+
+    sku: str
+    name: str
+    quantity: int
+    unit_price_minor: int | None = None
+    catalogue_price_minor: int | None = None
+
+
 class AmendOrder(BaseModel):
-    """Update `amend`: a new address and/or the new, priced lines."""
+    """Update `amend`: a new address and/or the lines as they should be."""
 
     shipping_address: Address | None = None
-    lines: list[OrderLine] | None = None
+    lines: list[AmendLine] | None = None
     actor: str
 
 

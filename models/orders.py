@@ -314,7 +314,8 @@ class OrderState(BaseModel):
     @property
     def picking_started(self) -> bool:
         return any(
-            shipment.status != ShipmentStatus.CANCELLED for shipment in self.shipments
+            shipment.status not in (ShipmentStatus.PENDING, ShipmentStatus.CANCELLED)
+            for shipment in self.shipments
         )
 
     @classmethod
@@ -352,6 +353,27 @@ class OrderEventIn(BaseModel):
     payment_status: PaymentStatus | None = None
     failure_reason: FailureReason | None = None
     failure_detail: str | None = None
+    cancel_reason: CancelReason | None = None
+    cancel_note: str | None = None
+    hold_reason: str | None = None
+    hold_cleared: bool = False
+    data: dict[str, Any] = {}
+
+
+class OrderChanged(BaseModel):
+    """Input of `record_order_change`: new lines, totals or address, and why."""
+
+    order_id: str
+    lines: list[OrderLine]
+    subtotal_minor: int
+    shipping_minor: int
+    total_minor: int
+    shipping_address: Address
+    event_id: str
+    at: datetime
+    type: str
+    message: str
+    actor: str
     data: dict[str, Any] = {}
 
 

@@ -1,8 +1,16 @@
 """Payments: authorize, capture, void, refund and payment links, in minor units."""
 
+import uuid
 from datetime import datetime
 
 from pydantic import BaseModel
+
+_PAYMENT_IDS = uuid.UUID("6f1c7a52-52f4-4d8e-9b8e-3f0b7f1e2a10")
+
+
+def payment_id_for(idempotency_key: str) -> str:
+    """The id of the payment made with this idempotency key (deterministic)."""
+    return str(uuid.uuid5(_PAYMENT_IDS, idempotency_key))
 
 
 class AuthorizePayment(BaseModel):

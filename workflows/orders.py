@@ -1,6 +1,17 @@
-"""OrderWorkflow: one order from received to completed, or failed and undone."""
+"""OrderWorkflow: one order from received to completed, or undone.
+
+`run` reads as the business process. What people ask of a running order
+(cancel, amend, hold, release) arrives as updates; each is checked against
+models.rules when it arrives and queued, and the process carries it out
+between two steps or while it waits, so a request never runs alongside a step
+and always sees the order as it is.
+"""
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -10,34 +21,57 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from models.errors import FailureType
     from models.inventory import (
+        ReleaseLines,
         ReleaseStock,
         Reservation,
         ReserveStock,
         StockLine,
         StockReleased,
     )
+    from models.order_actions import (
+        AmendLine,
+        AmendOrder,
+        CancelOrder,
+        HoldOrder,
+        LineQuantity,
+        PaymentNotification,
+        ReleaseOrder,
+        Restock,
+    )
     from models.orders import (
+        Cancellation,
+        CancelReason,
         FailureReason,
+        Hold,
+        OrderChanged,
         OrderEventIn,
+        OrderLine,
         OrderState,
         OrderStatus,
-        PaymentStatus,
+        OutOfStockPolicy,
         PlaceOrder,
     )
-    from models.payments import (
-        Authorization,
-        AuthorizePayment,
-        Captured,
-        CapturePayment,
-        Voided,
-        VoidPayment,
+    from models.rules import (
+        ORDER_TRANSITIONS,
+        Action,
+        Refusal,
+        refusal,
+        transition_allowed,
     )
     from models.shipping import FulfilShipment, ShipmentLine, ShipmentState
+    from workflows.order_payment import (
+        LinkExpired,
+        OrderPayment,
+        PaymentRefused,
+    )
     from workflows.saga import Compensations
     from workflows.shipping import ShipmentWorkflow
     from workflows.steps import run_step
 
 R = TypeVar("R")
+Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder
+
+RELEASE_STOCK = "release stock"
 
 
 class OrderFailed(Exception):
@@ -47,6 +81,29 @@ class OrderFailed(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class OrderCancelled(Exception):
+    """Somebody (or the order's own timeout) cancelled the whole order."""
+
+    def __init__(self, request: CancelOrder, pending: "_Pending | None" = None) -> None:
+        super().__init__(request.reason)
+        self.request = request
+        self.pending = pending
+
+
+class _Refused(Exception):
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.refusal = Refusal(rule, message)
+
+
+@dataclass
+class _Pending:
+    action: Action
+    request: Request
+    done: bool = False
+    refusal: Refusal | None = None
 
 
 _FAILURES = {
@@ -73,156 +130,522 @@ def _as_order_failure(
     return OrderFailed(FailureReason.PROCESSING_ERROR, str(cause))
 
 
+def _refuse(rule: Refusal | None) -> None:
+    if rule is not None:
+        raise ApplicationError(rule.message, type=rule.rule, non_retryable=True)
+
+
 @workflow.defn
 class OrderWorkflow:
     @workflow.init
     def __init__(self, order: PlaceOrder) -> None:
-        self._order = order
-        self._state = OrderState.received(order)
-        self._undo_reason = "order not fulfilled"
+        self.order = order
+        self.state = OrderState.received(order)
+        self.undo = Compensations()
+        self.undo_reason = "order not fulfilled"
+        self._payment = OrderPayment(self)
+        self._requests: list[_Pending] = []
+        self._reservation: Reservation | None = None
+        self._restocked = False
+        self._awaiting_stock = False
         self._shipment_runs: list[workflow.ChildWorkflowHandle[Any, ShipmentState]] = []
 
     @workflow.run
     async def run(self, order: PlaceOrder) -> OrderState:
-        compensations = Compensations()
         try:
-            await self._call("record_order", order, type(None), summary="record order")
-            reservation = await self._reserve_stock()
-            compensations.add("release stock", self._release_stock)
-            authorization = await self._authorize_payment()
-            compensations.add("void authorization", lambda: self._void(authorization))
-            await self._set_status(
+            await self.call("record_order", order, type(None), summary="record order")
+            await self._checkpoint()
+            await self._source()
+            await self._checkpoint()
+            await self._pay()
+            await self._checkpoint()
+            await self.set_status(
                 OrderStatus.CONFIRMED, "order.confirmed", "stock reserved and paid"
             )
-            shipment = self._plan_shipment(reservation)
-            await self._fulfil(shipment, authorization, compensations)
-            await self._set_status(OrderStatus.COMPLETED, "order.completed", "done")
+            await self._fulfil()
+            await self.set_status(OrderStatus.COMPLETED, "order.completed", "done")
+        except OrderCancelled as cancelled:
+            await self._end_cancelled(cancelled.request, cancelled.pending)
         except (OrderFailed, ActivityError, ChildWorkflowError) as error:
-            failure = _as_order_failure(error)
-            self._state.failure_reason = failure.reason
-            self._state.failure_detail = failure.detail
-            self._undo_reason = failure.reason
-            await compensations.run()
-            await self._fail(failure)
+            await self._end_failed(_as_order_failure(error))
         except asyncio.CancelledError:
-            # Cancelled from outside the OMS (Temporal UI or CLI): stop the
-            # shipments, undo what was done, record it, and end as cancelled.
-            self._undo_reason = "order cancelled through Temporal"
-            await self._cancel_shipments()
-            await compensations.run()
-            await self._set_status(
-                OrderStatus.CANCELLED,
-                "order.cancelled",
-                "order cancelled through Temporal, without an OMS reason",
-            )
+            await self._end_cancelled_by_temporal()
             raise
-        return self._state
+        finally:
+            await self._close_requests()
+        return self.state
 
-    @workflow.query
-    def state(self) -> OrderState:
-        return self._state
+    # What people and systems can ask of the order.
+
+    @workflow.query(name="state")
+    def current_state(self) -> OrderState:
+        return self.state
+
+    @workflow.update
+    async def cancel(self, request: CancelOrder) -> OrderState:
+        """Cancel the order, or some units of some lines, and undo what was done."""
+        return await self._submit(Action.CANCEL, request)
+
+    @cancel.validator
+    def _check_cancel(self, request: CancelOrder) -> None:
+        _refuse(refusal(Action.CANCEL, self.state))
+        if request.lines is not None:
+            self._units_to_cancel(request.lines)
+
+    @workflow.update
+    async def amend(self, request: AmendOrder) -> OrderState:
+        """Change the address or the lines, until picking starts."""
+        return await self._submit(Action.AMEND, request)
+
+    @amend.validator
+    def _check_amend(self, request: AmendOrder) -> None:
+        _refuse(refusal(Action.AMEND, self.state))
+
+    @workflow.update
+    async def hold(self, request: HoldOrder) -> OrderState:
+        """Stop the order before its next step until it is released."""
+        return await self._submit(Action.HOLD, request)
+
+    @hold.validator
+    def _check_hold(self, request: HoldOrder) -> None:
+        _refuse(refusal(Action.HOLD, self.state))
+
+    @workflow.update
+    async def release(self, request: ReleaseOrder) -> OrderState:
+        """Let a held order go on where it stopped."""
+        return await self._submit(Action.RELEASE, request)
+
+    @release.validator
+    def _check_release(self, request: ReleaseOrder) -> None:
+        _refuse(refusal(Action.RELEASE, self.state))
 
     @workflow.signal
     def shipment_progress(self, shipment: ShipmentState) -> None:
         """The shipment's child workflow reports each step it completes."""
-        self._state.shipments = [
+        self.state.shipments = [
             shipment if known.shipment_id == shipment.shipment_id else known
-            for known in self._state.shipments
+            for known in self.state.shipments
         ]
-        self._state.updated_at = workflow.now()
+        self.state.updated_at = workflow.now()
+
+    @workflow.signal
+    def payment_notification(self, notification: PaymentNotification) -> None:
+        """The payment provider's webhook, about the order's payment link."""
+        self._payment.notify(notification)
+
+    @workflow.signal
+    def restocked(self, restock: Restock) -> None:
+        """Stock of some of the order's SKUs arrived: try to reserve again."""
+        self._restocked = True
 
     # Steps, in the order the business runs them.
 
-    async def _reserve_stock(self) -> Reservation:
-        request = ReserveStock(
-            order_id=self._order.order_id,
-            lines=[
-                StockLine(line=line.line, sku=line.sku, quantity=line.quantity)
-                for line in self._order.lines
-            ],
-            event_id=self._event_id(),
-            at=workflow.now(),
+    async def _source(self) -> None:
+        """Reserve every line in one warehouse, or wait by the channel's policy."""
+        self.undo.add(RELEASE_STOCK, self._release_stock)
+        try:
+            self._reservation = await self._reserve()
+            return
+        except OrderFailed as failure:
+            if (
+                failure.reason != FailureReason.OUT_OF_STOCK
+                or self.order.policy.out_of_stock == OutOfStockPolicy.REJECT
+            ):
+                self.undo.discard(RELEASE_STOCK)
+                raise
+        await self._await_stock()
+
+    async def _await_stock(self) -> None:
+        policy = self.order.policy
+        backorder = policy.out_of_stock == OutOfStockPolicy.BACKORDER
+        seconds = policy.backorder_seconds if backorder else policy.ask_customer_seconds
+        until = workflow.now() + timedelta(seconds=seconds)
+        waiting_for = (
+            "stock (backordered)" if backorder else "the customer to amend or cancel"
         )
-        return await self._call(
-            "reserve_stock", request, Reservation, summary="reserve stock"
+        self._awaiting_stock = True
+        await self.set_status(
+            OrderStatus.AWAITING_STOCK,
+            "order.awaiting_stock",
+            f"not in stock: waiting for {waiting_for} until "
+            f"{until.isoformat(timespec='seconds')}",
+        )
+        while self._reservation is None:
+            woke = await self.wait_for(
+                lambda: self._restocked or self._reservation is not None, until
+            )
+            if self._reservation is not None:
+                break
+            if not woke:
+                raise OrderCancelled(
+                    CancelOrder(
+                        reason=CancelReason.OUT_OF_STOCK,
+                        note=(
+                            "backorder expired"
+                            if backorder
+                            else "no amendment or cancel before the deadline"
+                        ),
+                        actor="system",
+                    )
+                )
+            self._restocked = False
+            try:
+                self._reservation = await self._reserve()
+            except OrderFailed as failure:
+                if failure.reason != FailureReason.OUT_OF_STOCK:
+                    raise
+
+    async def _reserve(self) -> Reservation:
+        return await self.call(
+            "reserve_stock",
+            ReserveStock(
+                order_id=self.order.order_id,
+                lines=self._stock_lines(),
+                event_id=self.event_id(),
+                at=workflow.now(),
+            ),
+            Reservation,
+            summary="reserve stock",
         )
 
     async def _release_stock(self) -> None:
         request = ReleaseStock(
-            order_id=self._order.order_id,
-            event_id=self._event_id(),
+            order_id=self.order.order_id,
+            event_id=self.event_id(),
             at=workflow.now(),
-            reason=self._undo_reason,
+            reason=self.undo_reason,
         )
-        await self._call(
+        await self.call(
             "release_stock", request, StockReleased, summary="release stock"
         )
 
-    async def _authorize_payment(self) -> Authorization:
-        order = self._order
-        request = AuthorizePayment(
-            order_id=order.order_id,
-            method=order.payment.method,
-            token=order.payment.token,
-            amount_minor=order.total_minor,
-            currency=order.currency,
-            idempotency_key=f"{order.order_id}:authorize",
-            event_id=self._event_id(),
-            at=workflow.now(),
-        )
+    async def _pay(self) -> None:
         try:
-            authorization = await self._call(
-                "authorize_payment", request, Authorization, summary="authorize payment"
-            )
-        except OrderFailed:
-            self._state.payment_status = PaymentStatus.DECLINED
-            raise
-        self._state.payment_status = PaymentStatus.AUTHORIZED
-        self._state.authorized_minor = authorization.amount_minor
-        return authorization
+            await self._payment.take()
+        except LinkExpired:
+            raise OrderCancelled(
+                CancelOrder(
+                    reason=CancelReason.PAYMENT_EXPIRED,
+                    note="the payment link expired unpaid",
+                    actor="system",
+                )
+            ) from None
 
-    async def _void(self, authorization: Authorization) -> None:
-        request = VoidPayment(
-            order_id=self._order.order_id,
-            payment_id=authorization.payment_id,
-            idempotency_key=f"{self._order.order_id}:void",
-            event_id=self._event_id(),
-            at=workflow.now(),
-            reason=self._undo_reason,
-        )
-        await self._call("void_payment", request, Voided, summary="void authorization")
-        self._state.payment_status = PaymentStatus.VOIDED
-
-    def _plan_shipment(self, reservation: Reservation) -> ShipmentState:
-        shipment = ShipmentState(
-            shipment_id=str(workflow.uuid4()),
-            number=f"{self._order.number}-1",
-            warehouse=reservation.warehouse,
-            lines=[
-                ShipmentLine(line=line.line, sku=line.sku, quantity=line.quantity)
-                for line in reservation.lines
-            ],
-        )
-        self._state.shipments.append(shipment)
-        return shipment
-
-    async def _fulfil(
-        self,
-        shipment: ShipmentState,
-        authorization: Authorization,
-        compensations: Compensations,
-    ) -> None:
-        await self._set_status(
+    async def _fulfil(self) -> None:
+        """Ship the order; capture when it leaves; done when it is delivered."""
+        shipment = self._plan_shipment()
+        await self.set_status(
             OrderStatus.IN_FULFILMENT,
             "order.in_fulfilment",
             f"shipment {shipment.number} goes out from {shipment.warehouse}",
         )
-        address = self._order.shipping_address
+        child = await self._start_shipment(shipment)
+        while True:
+            await self.wait_for(partial(self._left_or_ended, shipment, child), None)
+            if self._shipment(shipment.shipment_id).has_left:
+                break
+            # Stopped for a partial cancel: ship what is left in a new parcel.
+            self.shipment_progress(await child)
+            shipment = self._plan_shipment()
+            child = await self._start_shipment(shipment)
+        await self._payment.on_shipped()
+        self.shipment_progress(await child)
+        await self._payment.on_delivered()
+        await self.set_status(
+            OrderStatus.DELIVERED, "order.delivered", "every shipment delivered"
+        )
+
+    # Carrying out requests.
+
+    async def _submit(self, action: Action, request: Request) -> OrderState:
+        pending = _Pending(action, request)
+        self._requests.append(pending)
+        await workflow.wait_condition(lambda: pending.done)
+        _refuse(pending.refusal)
+        return self.state
+
+    async def _serve(self) -> None:
+        while self._requests:
+            pending = self._requests.pop(0)
+            pending.refusal = refusal(pending.action, self.state)
+            if pending.refusal is None:
+                try:
+                    await self._carry_out(pending)
+                except _Refused as refused:
+                    pending.refusal = refused.refusal
+            pending.done = True
+
+    async def _carry_out(self, pending: _Pending) -> None:
+        request = pending.request
+        if isinstance(request, CancelOrder):
+            await self._cancel(request, pending)
+        elif isinstance(request, AmendOrder):
+            await self._amend(request)
+        elif isinstance(request, HoldOrder):
+            await self._hold(request)
+        else:
+            await self._release(request)
+
+    async def _close_requests(self) -> None:
+        for pending in self._requests:
+            pending.refusal = Refusal(
+                "order-closed", f"the order is {self.state.status}"
+            )
+            pending.done = True
+        self._requests.clear()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
+    async def _checkpoint(self) -> None:
+        """Between two steps: carry out requests, and stay here while on hold."""
+        await self._serve()
+        while self.state.status == OrderStatus.ON_HOLD:
+            await workflow.wait_condition(lambda: bool(self._requests))
+            await self._serve()
+
+    async def wait_for(self, ready: Callable[[], bool], until: datetime | None) -> bool:
+        """Wait until `ready()` or `until`, carrying out requests meanwhile."""
+        while True:
+            await self._serve()
+            if ready():
+                return True
+            remaining = None if until is None else until - workflow.now()
+            if remaining is not None and remaining <= timedelta(0):
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: ready() or bool(self._requests), timeout=remaining
+                )
+            except TimeoutError:
+                return ready()
+
+    async def _cancel(self, request: CancelOrder, pending: _Pending) -> None:
+        units = self._units_to_cancel(request.lines) if request.lines else None
+        everything = units is None or all(
+            units.get(line.line, 0) == line.quantity for line in self.state.lines
+        )
+        if not await self._stop_shipments():
+            raise _Refused("shipment-already-left", "a shipment has left the warehouse")
+        if everything:
+            raise OrderCancelled(request, pending)
+        assert units is not None
+        await self._cancel_lines(request, units)
+
+    async def _cancel_lines(self, request: CancelOrder, units: dict[int, int]) -> None:
+        reason = f"{request.reason}" + (f": {request.note}" if request.note else "")
+        if self._reservation is not None:
+            await self.call(
+                "release_lines",
+                ReleaseLines(
+                    order_id=self.order.order_id,
+                    lines=[
+                        StockLine(
+                            line=line.line, sku=line.sku, quantity=units[line.line]
+                        )
+                        for line in self.state.lines
+                        if units.get(line.line)
+                    ],
+                    event_id=self.event_id(),
+                    at=workflow.now(),
+                    reason=f"lines cancelled ({reason})",
+                ),
+                StockReleased,
+                summary="release cancelled lines",
+            )
+        lines = [
+            line.model_copy(
+                update={
+                    "quantity": line.quantity - units.get(line.line, 0),
+                    "cancelled_quantity": line.cancelled_quantity
+                    + units.get(line.line, 0),
+                    "total_minor": line.unit_price_minor
+                    * (line.quantity - units.get(line.line, 0)),
+                }
+            )
+            for line in self.state.lines
+        ]
+        total = sum(line.total_minor for line in lines) + self.state.shipping_minor
+        await self._payment.commit(None, total, f"lines cancelled ({reason})")
+        cancelled = sum(units.values())
+        await self._change(
+            lines,
+            "order.lines_cancelled",
+            f"{cancelled} units cancelled by {request.actor}: {reason}",
+            request.actor,
+            {"reason": request.reason, "note": request.note, "units": units},
+        )
+        if self._reservation is not None:
+            self._reservation = self._reservation.model_copy(
+                update={"lines": self._stock_lines()}
+            )
+
+    async def _amend(self, request: AmendOrder) -> None:
+        if self._active_shipments():
+            raise _Refused("picking-started", "the warehouse has started picking")
+        lines = self.state.lines
+        changes = []
+        if request.lines is not None:
+            lines = self._priced(request.lines)
+            changes.append("lines")
+            await self._apply_lines(lines)
+        if request.shipping_address is not None:
+            self.state.shipping_address = request.shipping_address
+            changes.append("shipping address")
+        await self._change(
+            lines,
+            "order.amended",
+            f"{' and '.join(changes)} amended by {request.actor}",
+            request.actor,
+            {"changed": changes},
+        )
+
+    async def _apply_lines(self, lines: list[OrderLine]) -> None:
+        """Re-reserve and re-authorize for new lines; all of it or nothing."""
+        total = sum(line.total_minor for line in lines) + self.state.shipping_minor
+        refused = self._payment.refuses_total(total)
+        if refused:
+            raise _Refused("payment-link-paid", refused)
+        try:
+            prepared = await self._payment.prepare_increase(total)
+        except PaymentRefused as error:
+            raise _Refused("payment-declined", str(error)) from None
+        if self._reservation is not None or self._awaiting_stock:
+            try:
+                self._reservation = await self.call(
+                    "replace_reservation",
+                    ReserveStock(
+                        order_id=self.order.order_id,
+                        lines=self._stock_lines(lines),
+                        event_id=self.event_id(),
+                        at=workflow.now(),
+                    ),
+                    Reservation,
+                    summary="re-reserve stock",
+                )
+            except OrderFailed as failure:
+                await self._payment.abandon(prepared)
+                raise _Refused("out-of-stock", failure.detail) from None
+        await self._payment.commit(prepared, total, "order amended")
+
+    async def _hold(self, request: HoldOrder) -> None:
+        self.state.hold = Hold(
+            reason=request.reason,
+            actor=request.actor,
+            at=workflow.now(),
+            resume_status=self.state.status,
+        )
+        for _, child in self._live_shipment_runs():
+            await child.signal(ShipmentWorkflow.hold)
+        await self.set_status(
+            OrderStatus.ON_HOLD,
+            "order.held",
+            f"held by {request.actor}: {request.reason}",
+            actor=request.actor,
+            hold_reason=request.reason,
+        )
+
+    async def _release(self, request: ReleaseOrder) -> None:
+        hold = self.state.hold
+        assert hold is not None
+        self.state.hold = None
+        for _, child in self._live_shipment_runs():
+            await child.signal(ShipmentWorkflow.release)
+        await self.set_status(
+            hold.resume_status,
+            "order.released",
+            f"released by {request.actor}, back to {hold.resume_status}",
+            actor=request.actor,
+            hold_cleared=True,
+        )
+
+    # How the order ends.
+
+    async def _end_cancelled(
+        self, request: CancelOrder, pending: _Pending | None
+    ) -> None:
+        self.state.cancellation = Cancellation(
+            reason=request.reason,
+            note=request.note,
+            actor=request.actor,
+            at=workflow.now(),
+        )
+        self.state.hold = None
+        self.undo_reason = f"order cancelled ({request.reason})"
+        await self.undo.run()
+        note = f": {request.note}" if request.note else ""
+        await self.set_status(
+            OrderStatus.CANCELLED,
+            "order.cancelled",
+            f"cancelled by {request.actor}, {request.reason}{note}",
+            actor=request.actor,
+            cancel_reason=request.reason,
+            cancel_note=request.note,
+        )
+        if pending is not None:
+            pending.done = True
+
+    async def _end_failed(self, failure: OrderFailed) -> None:
+        self.state.failure_reason = failure.reason
+        self.state.failure_detail = failure.detail
+        self.undo_reason = failure.reason
+        await self.undo.run()
+        workflow.logger.info(
+            "order %s failed: %s (%s)",
+            self.order.order_id,
+            failure.reason,
+            failure.detail,
+        )
+        await self.set_status(
+            OrderStatus.FAILED,
+            "order.failed",
+            f"order failed: {failure.reason}: {failure.detail}",
+            failure_reason=failure.reason,
+            failure_detail=failure.detail,
+        )
+
+    async def _end_cancelled_by_temporal(self) -> None:
+        # Cancelled from outside the OMS (Temporal UI or CLI): stop the
+        # shipments, undo what was done, record it, and end as cancelled.
+        self.undo_reason = "order cancelled through Temporal"
+        for run in self._shipment_runs:
+            if not run.done():
+                run.cancel()
+                try:
+                    await run
+                except (ChildWorkflowError, asyncio.CancelledError):
+                    pass
+        await self.undo.run()
+        await self.set_status(
+            OrderStatus.CANCELLED,
+            "order.cancelled",
+            "order cancelled through Temporal, without an OMS reason",
+        )
+
+    # Shipments.
+
+    def _plan_shipment(self) -> ShipmentState:
+        assert self._reservation is not None
+        shipment = ShipmentState(
+            shipment_id=str(workflow.uuid4()),
+            number=f"{self.order.number}-{len(self.state.shipments) + 1}",
+            warehouse=self._reservation.warehouse,
+            lines=[
+                ShipmentLine(line=line.line, sku=line.sku, quantity=line.quantity)
+                for line in self.state.lines
+                if line.quantity > 0
+            ],
+        )
+        self.state.shipments.append(shipment)
+        return shipment
+
+    async def _start_shipment(
+        self, shipment: ShipmentState
+    ) -> workflow.ChildWorkflowHandle[Any, ShipmentState]:
+        address = self.state.shipping_address
         child = await workflow.start_child_workflow(
             ShipmentWorkflow.run,
             FulfilShipment(
-                order_id=self._order.order_id,
-                order_number=self._order.number,
+                order_id=self.order.order_id,
+                order_number=self.order.number,
                 shipment=shipment,
                 country=address.country,
                 postal_code=address.postal_code,
@@ -231,90 +654,190 @@ class OrderWorkflow:
             static_summary=f"shipment {shipment.number} from {shipment.warehouse}",
         )
         self._shipment_runs.append(child)
-        # Money is taken when the goods leave, not before.
+        if self.state.status == OrderStatus.ON_HOLD:
+            await child.signal(ShipmentWorkflow.hold)
+        return child
+
+    def _live_shipment_runs(
+        self,
+    ) -> list[tuple[ShipmentState, workflow.ChildWorkflowHandle[Any, ShipmentState]]]:
+        return [
+            (shipment, run)
+            for shipment, run in zip(
+                self.state.shipments, self._shipment_runs, strict=True
+            )
+            if not run.done()
+        ]
+
+    def _active_shipments(self) -> bool:
+        return bool(self._live_shipment_runs())
+
+    async def _stop_shipments(self) -> bool:
+        """Stop every shipment that has not left; False if one has left already."""
+        live = self._live_shipment_runs()
+        for _, child in live:
+            await child.signal(ShipmentWorkflow.stop)
         await workflow.wait_condition(
-            lambda: self._shipment(shipment.shipment_id).has_left or child.done()
+            lambda: all(
+                child.done() or self._shipment(shipment.shipment_id).has_left
+                for shipment, child in live
+            )
         )
-        if self._shipment(shipment.shipment_id).has_left:
-            compensations.discard("void authorization")
-            await self._capture(authorization, self._state.total_minor)
-        self.shipment_progress(await child)
-        await self._set_status(
-            OrderStatus.DELIVERED, "order.delivered", "every shipment delivered"
-        )
+        return not self.state.shipped
 
-    async def _cancel_shipments(self) -> None:
-        for run in self._shipment_runs:
-            if not run.done():
-                run.cancel()
-                try:
-                    await run
-                except (ChildWorkflowError, asyncio.CancelledError):
-                    pass
+    def _left_or_ended(
+        self,
+        shipment: ShipmentState,
+        child: workflow.ChildWorkflowHandle[Any, ShipmentState],
+    ) -> bool:
+        return self._shipment(shipment.shipment_id).has_left or child.done()
 
-    async def _capture(self, authorization: Authorization, amount_minor: int) -> None:
-        request = CapturePayment(
-            order_id=self._order.order_id,
-            payment_id=authorization.payment_id,
-            amount_minor=amount_minor,
-            currency=self._order.currency,
-            idempotency_key=f"{self._order.order_id}:capture:1",
-            event_id=self._event_id(),
-            at=workflow.now(),
-        )
-        captured = await self._call(
-            "capture_payment", request, Captured, summary="capture payment"
-        )
-        self._state.captured_minor = captured.captured_minor
-        self._state.payment_status = (
-            PaymentStatus.CAPTURED
-            if captured.captured_minor >= self._state.authorized_minor
-            else PaymentStatus.PARTIALLY_CAPTURED
-        )
-
-    async def _fail(self, failure: OrderFailed) -> None:
-        workflow.logger.info(
-            "order %s failed: %s (%s)",
-            self._order.order_id,
-            failure.reason,
-            failure.detail,
-        )
-        await self._set_status(
-            OrderStatus.FAILED,
-            "order.failed",
-            f"order failed: {failure.reason}: {failure.detail}",
-            failure_reason=failure.reason,
-            failure_detail=failure.detail,
-        )
+    def _shipment(self, shipment_id: str) -> ShipmentState:
+        return next(s for s in self.state.shipments if s.shipment_id == shipment_id)
 
     # Plumbing.
 
-    async def _set_status(
+    def _units_to_cancel(self, lines: list[LineQuantity]) -> dict[int, int]:
+        """Units per line number; refuses unknown lines and too many units."""
+        open_units = {line.line: line.quantity for line in self.state.lines}
+        units: dict[int, int] = {}
+        for item in lines:
+            if item.line not in open_units:
+                raise ApplicationError(
+                    f"the order has no line {item.line}",
+                    type="invalid-lines",
+                    non_retryable=True,
+                )
+            units[item.line] = units.get(item.line, 0) + item.quantity
+            if units[item.line] > open_units[item.line]:
+                raise ApplicationError(
+                    f"line {item.line} has {open_units[item.line]} units left",
+                    type="invalid-lines",
+                    non_retryable=True,
+                )
+        return units
+
+    def _priced(self, wanted: list[AmendLine]) -> list[OrderLine]:
+        ordered = {line.sku: line for line in self.state.lines}
+        next_line = max((line.line for line in self.state.lines), default=0) + 1
+        lines = []
+        for item in wanted:
+            known = ordered.get(item.sku)
+            price = item.unit_price_minor
+            if price is None:
+                price = (
+                    known.unit_price_minor
+                    if known is not None
+                    else item.catalogue_price_minor
+                )
+            if price is None:
+                raise _Refused("no-price", f"{item.sku} has no price")
+            if known is None:
+                number, next_line = next_line, next_line + 1
+            else:
+                number = known.line
+            lines.append(
+                OrderLine(
+                    line=number,
+                    sku=item.sku,
+                    name=item.name,
+                    quantity=item.quantity,
+                    unit_price_minor=price,
+                    total_minor=price * item.quantity,
+                    cancelled_quantity=known.cancelled_quantity if known else 0,
+                )
+            )
+        return sorted(lines, key=lambda line: line.line)
+
+    def _stock_lines(self, lines: list[OrderLine] | None = None) -> list[StockLine]:
+        return [
+            StockLine(line=line.line, sku=line.sku, quantity=line.quantity)
+            for line in (self.state.lines if lines is None else lines)
+            if line.quantity > 0
+        ]
+
+    async def _change(
+        self,
+        lines: list[OrderLine],
+        event_type: str,
+        message: str,
+        actor: str,
+        data: dict[str, Any],
+    ) -> None:
+        state = self.state
+        state.lines = lines
+        state.subtotal_minor = sum(line.total_minor for line in lines)
+        state.total_minor = state.subtotal_minor + state.shipping_minor
+        state.updated_at = workflow.now()
+        await self.call(
+            "record_order_change",
+            OrderChanged(
+                order_id=state.order_id,
+                lines=lines,
+                subtotal_minor=state.subtotal_minor,
+                shipping_minor=state.shipping_minor,
+                total_minor=state.total_minor,
+                shipping_address=state.shipping_address,
+                event_id=self.event_id(),
+                at=workflow.now(),
+                type=event_type,
+                message=message,
+                actor=actor,
+                data=data,
+            ),
+            type(None),
+            summary=event_type,
+        )
+
+    async def set_status(
         self,
         status: OrderStatus,
         event_type: str,
         message: str,
         *,
-        failure_reason: FailureReason | None = None,
-        failure_detail: str | None = None,
+        actor: str = "system",
+        **fields: Any,
     ) -> None:
-        self._state.status = status
-        self._state.updated_at = workflow.now()
+        """Move the order to `status` and record it on the timeline."""
+        if not transition_allowed(ORDER_TRANSITIONS, self.state.status, status):
+            workflow.logger.error(
+                "order %s: %s -> %s is not an allowed transition",
+                self.order.order_id,
+                self.state.status,
+                status,
+            )
+        self.state.status = status
+        self.state.updated_at = workflow.now()
         event = OrderEventIn(
-            order_id=self._order.order_id,
-            event_id=self._event_id(),
+            order_id=self.order.order_id,
+            event_id=self.event_id(),
             at=workflow.now(),
             type=event_type,
             message=message,
+            actor=actor,
             status=status,
-            payment_status=self._state.payment_status,
-            failure_reason=failure_reason,
-            failure_detail=failure_detail,
+            payment_status=self.state.payment_status,
+            **fields,
         )
-        await self._call("record_order_event", event, type(None), summary=event_type)
-        workflow.logger.info("order %s is %s", self._order.order_id, status)
+        await self.call("record_order_event", event, type(None), summary=event_type)
+        workflow.logger.info("order %s is %s", self.order.order_id, status)
 
-    async def _call(
+    async def note(self, event_type: str, message: str) -> None:
+        """Add to the timeline without changing the status."""
+        await self.call(
+            "record_order_event",
+            OrderEventIn(
+                order_id=self.order.order_id,
+                event_id=self.event_id(),
+                at=workflow.now(),
+                type=event_type,
+                message=message,
+            ),
+            type(None),
+            summary=event_type,
+        )
+
+    async def call(
         self, activity: str, arg: BaseModel, result_type: type[R], *, summary: str
     ) -> R:
         try:
@@ -325,8 +848,5 @@ class OrderWorkflow:
                 raise
             raise failure from error
 
-    def _event_id(self) -> str:
+    def event_id(self) -> str:
         return str(workflow.uuid4())
-
-    def _shipment(self, shipment_id: str) -> ShipmentState:
-        return next(s for s in self._state.shipments if s.shipment_id == shipment_id)

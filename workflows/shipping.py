@@ -28,6 +28,10 @@ with workflow.unsafe.imports_passed_through():
 Condition = Callable[[], bool]
 
 
+class _Stopped(Exception):
+    """The order stopped this shipment before it left."""
+
+
 @workflow.defn
 class ShipmentWorkflow:
     @workflow.init
@@ -37,11 +41,21 @@ class ShipmentWorkflow:
         self._picked: PickConfirmation | None = None
         self._packed: PackConfirmation | None = None
         self._delivered: DeliveryConfirmation | None = None
+        self._stop_requested = False
+        self._held = False
 
     @workflow.run
     async def run(self, request: FulfilShipment) -> ShipmentState:
         try:
             return await self._fulfil()
+        except _Stopped:
+            self._shipment.status = ShipmentStatus.CANCELLED
+            await self._record(
+                "shipment.cancelled",
+                f"shipment {self._shipment.number} stopped before it left",
+                "system",
+            )
+            return self._shipment
         except asyncio.CancelledError:
             if not self._shipment.has_left:
                 self._shipment.status = ShipmentStatus.CANCELLED
@@ -59,7 +73,12 @@ class ShipmentWorkflow:
             "shipment.picked", f"shipment {self._shipment.number} picked", picked_by
         )
         packed_by = await self._packing_done(ticket)
+        await self._until_released()
         await self._pack(packed_by)
+        await self._until_released()
+        if self._stop_requested:
+            raise _Stopped
+        # From here on the parcel is leaving: a stop request no longer applies.
         booking = await self._ship()
         await self._track(booking)
         await self._deliver()
@@ -80,6 +99,25 @@ class ShipmentWorkflow:
     @workflow.signal
     def confirm_delivered(self, confirmation: DeliveryConfirmation) -> None:
         self._delivered = self._delivered or confirmation
+
+    @workflow.signal
+    def stop(self) -> None:
+        """The order asks to stop this shipment if it has not started leaving."""
+        self._stop_requested = True
+
+    @workflow.signal
+    def hold(self) -> None:
+        """The order is on hold: go no further than the current step."""
+        self._held = True
+
+    @workflow.signal
+    def release(self) -> None:
+        self._held = False
+
+    async def _until_released(self) -> None:
+        await workflow.wait_condition(lambda: not self._held or self._stop_requested)
+        if self._stop_requested:
+            raise _Stopped
 
     async def _start_picking(self) -> PickingTicket:
         self._shipment.status = ShipmentStatus.PICKING
@@ -187,15 +225,23 @@ class ShipmentWorkflow:
         )
 
     async def _confirmed(self, done: Condition, timeout: float | None) -> bool:
-        """Wait until `done()`; True if it happened, False if `timeout` ran out."""
+        """Wait until `done()`; True if it happened, False if `timeout` ran out.
+
+        Before the parcel leaves, a stop request ends the wait (and the
+        shipment) at once.
+        """
+        leaving = self._shipment.has_left
         if timeout is not None and timeout <= 0:
             return done()
         try:
             await workflow.wait_condition(
-                done, timeout=None if timeout is None else timedelta(seconds=timeout)
+                lambda: done() or (self._stop_requested and not leaving),
+                timeout=None if timeout is None else timedelta(seconds=timeout),
             )
         except TimeoutError:
             return False
+        if self._stop_requested and not leaving:
+            raise _Stopped
         return True
 
     async def _record(self, event_type: str, message: str, actor: str) -> None:

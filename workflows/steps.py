@@ -1,4 +1,4 @@
-"""How the workflows call activities: by name, with shared timeouts and retries."""
+"""How the workflows call activities: by name, each with its own retry policy."""
 
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -12,28 +12,66 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 
-# I/O steps: a hung call is abandoned after this long and retried.
-STEP_TIMEOUT = timedelta(seconds=30)
+# Business failures are final whatever the policy; everything else is retried
+# until it succeeds, with a growing pause, so a compensation always completes.
+_FINAL = [failure.value for failure in FailureType]
 
-# Retried until they succeed, with a growing pause; business failures are final.
-RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    non_retryable_error_types=[failure.value for failure in FailureType],
-)
+
+def _policy(first: float, longest: float) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=first),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=longest),
+        non_retryable_error_types=_FINAL,
+    )
+
+
+# Our own database: quick to come back, so retry soon.
+DATABASE = (timedelta(seconds=30), _policy(0.5, 30))
+# The payment gateway: a provider's outage lasts minutes.
+GATEWAY = (timedelta(seconds=30), _policy(1, 60))
+# Carriers: slow APIs, rate limits, outages of hours.
+CARRIER = (timedelta(seconds=60), _policy(5, 600))
+
+POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
+    "record_order": DATABASE,
+    "record_order_event": DATABASE,
+    "record_order_change": DATABASE,
+    "reserve_stock": DATABASE,
+    "replace_reservation": DATABASE,
+    "release_stock": DATABASE,
+    "release_lines": DATABASE,
+    "authorize_payment": GATEWAY,
+    "capture_payment": GATEWAY,
+    "void_payment": GATEWAY,
+    "refund_payment": GATEWAY,
+    "create_payment_link": GATEWAY,
+    "record_link_payment": DATABASE,
+    "expire_payment_link": GATEWAY,
+    "start_picking": DATABASE,
+    "record_shipment_event": DATABASE,
+    "pack_shipment": DATABASE,
+    "ship_shipment": CARRIER,
+    "track_shipment": CARRIER,
+}
 
 
 async def run_step(
     activity: str, arg: BaseModel, result_type: type[R], *, summary: str
 ) -> R:
-    """Run one activity to completion; business failures come out as ActivityError."""
+    """Run one activity to completion; business failures come out as ActivityError.
+
+    A cancelled workflow waits for a step in flight to finish, so what undoes
+    it afterwards sees everything the step did.
+    """
+    timeout, retry = POLICIES[activity]
     result: Any = await workflow.execute_activity(
         activity,
         arg,
         result_type=result_type,
-        start_to_close_timeout=STEP_TIMEOUT,
-        retry_policy=RETRY,
+        start_to_close_timeout=timeout,
+        retry_policy=retry,
+        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         summary=summary,
     )
     return result  # type: ignore[no-any-return]

@@ -44,7 +44,7 @@ async def test_manual_warehouse_waits_for_staff_to_pick_and_pack(
 
     state: OrderState = await until_query(
         handle,
-        OrderWorkflow.state,
+        OrderWorkflow.current_state,
         lambda s: bool(s.shipments) and s.shipments[0].status == ShipmentStatus.PICKING,
     )
     number = state.shipments[0].number
@@ -92,7 +92,7 @@ async def test_cancelling_the_workflow_undoes_stock_and_payment(
     handle = await start_order(client, order, settings.temporal_task_queue)
     await until_query(
         handle,
-        OrderWorkflow.state,
+        OrderWorkflow.current_state,
         lambda s: bool(s.shipments) and s.shipments[0].status == ShipmentStatus.PICKING,
     )
 

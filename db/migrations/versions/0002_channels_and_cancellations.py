@@ -89,6 +89,12 @@ def upgrade() -> None:
         "orders", sa.Column("hold_reason", sa.String(length=200), nullable=True)
     )
     op.add_column(
+        "order_lines",
+        sa.Column(
+            "cancelled_quantity", sa.Integer(), server_default="0", nullable=False
+        ),
+    )
+    op.add_column(
         "payments",
         sa.Column("voided_minor", sa.BigInteger(), server_default="0", nullable=False),
     )
@@ -104,6 +110,7 @@ def downgrade() -> None:
         op.f("ck_payments_voided_within_authorized"), "payments", type_="check"
     )
     op.drop_column("payments", "voided_minor")
+    op.drop_column("order_lines", "cancelled_quantity")
     op.drop_column("orders", "hold_reason")
     op.drop_column("orders", "cancel_note")
     op.drop_column("orders", "cancel_reason")
