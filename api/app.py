@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import catalog, health, inventory, orders
+from api import catalog, health, inventory, order_actions, orders, webhooks
 from api.deps import Services
 from api.errors import ProblemDetails, install_error_handlers
 from db.engine import create_engine
@@ -39,7 +39,7 @@ def create_app(
         temporal = await connect(
             settings.temporal_address, settings.temporal_namespace, wait_seconds=30
         )
-        app.state.services = Services(engine, temporal, settings.temporal_task_queue)
+        app.state.services = Services(engine, temporal, settings)
         logger.info(
             "API connected to Temporal at %s (namespace %s)",
             settings.temporal_address,
@@ -66,6 +66,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(orders.router, prefix="/v1")
+    app.include_router(order_actions.router, prefix="/v1")
+    app.include_router(webhooks.router, prefix="/v1")
     app.include_router(catalog.router, prefix="/v1")
     app.include_router(inventory.router, prefix="/v1")
     return app

@@ -8,14 +8,20 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 
+from workers.settings import Settings
+
 
 @dataclass(frozen=True)
 class Services:
-    """What the API talks to: the database and the Temporal cluster."""
+    """What the API talks to (the database, Temporal) and how it is set up."""
 
     engine: AsyncEngine
     temporal: Client
-    task_queue: str
+    settings: Settings
+
+    @property
+    def task_queue(self) -> str:
+        return self.settings.temporal_task_queue
 
 
 def get_services(request: Request) -> Services:

@@ -9,6 +9,7 @@ retry starts it from what was stored.
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.errors import FieldError, Problem
 from db.catalog import Product, ProductPrice
+from db.channels import Channel
 from db.orders import OrderIntake, order_number_seq
 from models.money import to_minor
 from models.orders import (
@@ -25,6 +27,8 @@ from models.orders import (
     Customer,
     OrderCreate,
     OrderLine,
+    OrderLineIn,
+    OrderPolicy,
     PaymentDetails,
     PlaceOrder,
 )
@@ -44,22 +48,42 @@ def request_hash(body: OrderCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLine]:
-    """Price every line from the channel's price or the catalogue's."""
-    skus = {line.sku for line in body.lines}
+@dataclass(frozen=True)
+class QuotedLine:
+    """A requested line with its catalogue name and the prices it could have."""
+
+    sku: str
+    name: str
+    quantity: int
+    explicit_minor: int | None
+    catalogue_minor: int | None
+
+
+async def quote_lines(
+    conn: AsyncConnection,
+    lines: Sequence[OrderLineIn],
+    currency: str,
+    *,
+    require_price: bool,
+) -> list[QuotedLine]:
+    """Look the lines' SKUs up in the catalogue and parse the channel's prices.
+
+    Unknown SKUs answer 404; unparsable, missing (when `require_price`) or
+    oversized prices answer 422, each naming its field.
+    """
+    skus = {line.sku for line in lines}
     rows = await conn.execute(
         select(Product.sku, Product.name, ProductPrice.amount_minor)
         .outerjoin(
             ProductPrice,
-            (ProductPrice.sku == Product.sku)
-            & (ProductPrice.currency == body.currency),
+            (ProductPrice.sku == Product.sku) & (ProductPrice.currency == currency),
         )
         .where(Product.sku.in_(skus))
     )
     catalogue = {row.sku: row for row in rows}
     unknown = [
         FieldError(field=f"lines[{i}].sku", message=f"unknown SKU {line.sku!r}")
-        for i, line in enumerate(body.lines)
+        for i, line in enumerate(lines)
         if line.sku not in catalogue
     ]
     if unknown:
@@ -71,48 +95,44 @@ async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLin
             errors=unknown,
         )
 
-    lines, errors = [], []
-    for i, line in enumerate(body.lines):
+    quoted, errors = [], []
+    for i, line in enumerate(lines):
+        field = f"lines[{i}].unit_price"
         product = catalogue[line.sku]
         try:
-            unit = (
-                to_minor(line.unit_price, body.currency)
-                if line.unit_price is not None
-                else product.amount_minor
+            explicit = (
+                None if line.unit_price is None else to_minor(line.unit_price, currency)
             )
         except ValueError as error:
-            errors.append(
-                FieldError(field=f"lines[{i}].unit_price", message=str(error))
-            )
+            errors.append(FieldError(field=field, message=str(error)))
             continue
-        if unit is None:
+        price = explicit if explicit is not None else product.amount_minor
+        if price is None and require_price:
             errors.append(
                 FieldError(
-                    field=f"lines[{i}].unit_price",
-                    message=f"{line.sku} has no catalogue price in {body.currency}; "
+                    field=field,
+                    message=f"{line.sku} has no catalogue price in {currency}; "
                     "send unit_price",
                 )
             )
             continue
-        if unit * line.quantity > MAX_AMOUNT_MINOR:
+        if price is not None and price * line.quantity > MAX_AMOUNT_MINOR:
             errors.append(
                 FieldError(
-                    field=f"lines[{i}].unit_price",
+                    field=field,
                     message="the line's total is beyond what the system accepts",
                 )
             )
             continue
-        lines.append(
-            OrderLine(
-                line=i + 1,
-                sku=line.sku,
-                name=product.name,
-                quantity=line.quantity,
-                unit_price_minor=unit,
-                total_minor=unit * line.quantity,
+        quoted.append(
+            QuotedLine(
+                line.sku, product.name, line.quantity, explicit, product.amount_minor
             )
         )
-    if not errors and sum(line.total_minor for line in lines) > MAX_AMOUNT_MINOR:
+    total = sum(
+        (q.explicit_minor or q.catalogue_minor or 0) * q.quantity for q in quoted
+    )
+    if not errors and total > MAX_AMOUNT_MINOR:
         errors.append(
             FieldError(
                 field="lines", message="the order's total is beyond what it accepts"
@@ -126,7 +146,44 @@ async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLin
             errors=errors,
             detail="invalid fields: " + ", ".join(e.field for e in errors),
         )
+    return quoted
+
+
+async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLine]:
+    """Price every line from the channel's price or the catalogue's."""
+    quoted = await quote_lines(conn, body.lines, body.currency, require_price=True)
+    lines = []
+    for number, line in enumerate(quoted, start=1):
+        price = line.explicit_minor
+        if price is None:
+            price = line.catalogue_minor
+        assert price is not None
+        lines.append(
+            OrderLine(
+                line=number,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price_minor=price,
+                total_minor=price * line.quantity,
+            )
+        )
     return lines
+
+
+async def channel_policy(conn: AsyncConnection, channel: str) -> OrderPolicy:
+    """The channel's rules for its orders; the defaults for unknown channels."""
+    row = (
+        await conn.execute(select(Channel.__table__).where(Channel.code == channel))
+    ).first()
+    if row is None:
+        return OrderPolicy()
+    return OrderPolicy(
+        out_of_stock=row.out_of_stock_policy,
+        backorder_seconds=row.backorder_seconds,
+        ask_customer_seconds=row.ask_customer_seconds,
+        payment_link_seconds=row.payment_link_seconds,
+    )
 
 
 async def take_in(
@@ -221,6 +278,7 @@ async def _new_order(conn: AsyncConnection, body: OrderCreate) -> PlaceOrder:
         shipping_minor=shipping,
         total_minor=subtotal + shipping,
         payment=PaymentDetails.model_validate(body.payment.model_dump()),
+        policy=await channel_policy(conn, body.channel),
         placed_at=datetime.now(UTC),
     )
 

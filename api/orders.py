@@ -85,7 +85,7 @@ async def create_order(
         )
         return OrderPublic.of(OrderState.received(order))
     response.status_code = status.HTTP_200_OK
-    return OrderPublic.of(await _current_state(services, order))
+    return OrderPublic.of(await current_state(services, order))
 
 
 @router.get("/orders/{reference}", responses=NOT_FOUND)
@@ -95,7 +95,7 @@ async def get_order(reference: OrderRef, services: ServicesDep) -> OrderPublic:
         order = await find_by_reference(conn, reference)
     if order is None:
         raise not_found("order", reference)
-    return OrderPublic.of(await _current_state(services, order))
+    return OrderPublic.of(await current_state(services, order))
 
 
 @router.get("/orders")
@@ -165,7 +165,7 @@ async def _start(services: Services, order: PlaceOrder) -> None:
         await mark_started(conn, order.order_id)
 
 
-async def _current_state(services: Services, order: PlaceOrder) -> OrderState:
+async def current_state(services: Services, order: PlaceOrder) -> OrderState:
     """Ask the workflow; if its history is gone, read the read model."""
     handle: WorkflowHandle[OrderWorkflow, OrderState] = (
         services.temporal.get_workflow_handle_for(

@@ -9,7 +9,7 @@ from db.orders import Order, OrderLine
 from db.shipping import Shipment, ShipmentLine
 from models.money import Money
 from models.order_views import OrderSummary
-from models.orders import Address, Customer, OrderState, PlaceOrder
+from models.orders import Address, Cancellation, Customer, OrderState, PlaceOrder
 from models.orders import OrderLine as OrderLineModel
 from models.shipping import ShipmentLine as ShipmentLineModel
 from models.shipping import ShipmentState
@@ -47,6 +47,7 @@ async def stored_state(conn: AsyncConnection, order: PlaceOrder) -> OrderState:
                 quantity=line.quantity,
                 unit_price_minor=line.unit_price_minor,
                 total_minor=line.total_minor,
+                cancelled_quantity=line.cancelled_quantity,
             )
             for line in lines
         ],
@@ -55,6 +56,17 @@ async def stored_state(conn: AsyncConnection, order: PlaceOrder) -> OrderState:
         total_minor=row.total_minor,
         authorized_minor=row.authorized_minor,
         captured_minor=row.captured_minor,
+        refunded_minor=row.refunded_minor,
+        cancellation=(
+            None
+            if row.cancel_reason is None
+            else Cancellation(
+                reason=row.cancel_reason,
+                note=row.cancel_note,
+                actor="(see the timeline)",
+                at=row.updated_at,
+            )
+        ),
         shipments=await _shipments(conn, order_id),
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -1,12 +1,14 @@
 """Demo catalogue for `oms dev` and `oms seed`: two warehouses, ten SKUs."""
 
 import logging
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.catalog import Product, ProductPrice
+from db.channels import Channel
 from db.engine import create_engine
 from db.inventory import StockLevel, Warehouse
 
@@ -31,6 +33,23 @@ PRODUCTS = [
     ("BACKPACK-20L", "Backpack, 20 l", "accessories", 900, 6900, 2, 1),
 ]
 
+# Channels and what their orders do when stock runs out.
+CHANNELS: list[dict[str, Any]] = [
+    {"code": "web", "name": "Own web shop", "out_of_stock_policy": "reject"},
+    {
+        "code": "marketplace",
+        "name": "Marketplace bridge",
+        "out_of_stock_policy": "backorder",
+        "backorder_seconds": 14 * 86_400,
+    },
+    {
+        "code": "callcentre",
+        "name": "Call centre",
+        "out_of_stock_policy": "ask_customer",
+        "ask_customer_seconds": 3 * 86_400,
+    },
+]
+
 # Prices in other currencies, as a factor of the EUR price (rounded to cents).
 CURRENCY_FACTORS = {"EUR": 1.0, "USD": 1.1, "GBP": 0.86}
 
@@ -38,6 +57,19 @@ CURRENCY_FACTORS = {"EUR": 1.0, "USD": 1.1, "GBP": 0.86}
 async def seed_if_empty(engine: AsyncEngine) -> bool:
     """Load the demo catalogue unless products exist already; True when it did."""
     async with engine.begin() as conn:
+        if not (await conn.execute(select(func.count()).select_from(Channel))).scalar():
+            await conn.execute(
+                insert(Channel).on_conflict_do_nothing(),
+                [
+                    {
+                        "backorder_seconds": 14 * 86_400,
+                        "ask_customer_seconds": 3 * 86_400,
+                        "payment_link_seconds": 86_400,
+                        **channel,
+                    }
+                    for channel in CHANNELS
+                ],
+            )
         count = (await conn.execute(select(func.count()).select_from(Product))).scalar()
         if count:
             logger.info("catalogue has %s products, demo data not loaded", count)

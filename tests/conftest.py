@@ -119,7 +119,7 @@ async def worker(
 async def api(
     client: Client, engine: AsyncEngine, settings: Settings, worker: Worker
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, Services(engine, client, settings.temporal_task_queue))
+    app = create_app(settings, Services(engine, client, settings))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://oms") as http:
         yield http

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,11 +32,29 @@ class Settings(BaseSettings):
     )
     temporal_ui_port: int = 8233
     log_level: str = "INFO"
+    public_url: str = Field(
+        default="",
+        description="where customers and providers reach the API; empty: "
+        "http://OMS_API_HOST:OMS_API_PORT",
+    )
+
+    # Payments: the built-in sandbox unless a provider is configured.
+    payment_gateway: str = "sandbox"
+    payment_webhook_secret: SecretStr = Field(
+        default=SecretStr("sandbox-webhook-secret"),
+        description="HMAC secret of the payment provider's webhooks; set it in "
+        "production",
+    )
+    webhook_tolerance_seconds: int = Field(default=300, gt=0)
 
     # Sandbox warehouse and carrier: how long until they confirm by themselves.
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
     sandbox_pack_seconds: float = Field(default=2.0, ge=0)
     sandbox_transit_seconds: float = Field(default=5.0, ge=0)
+
+    @property
+    def api_url(self) -> str:
+        return self.public_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def embedded_database(self) -> bool:

@@ -41,7 +41,7 @@ def build_worker(
     """A worker with the sandbox gateway and carrier unless others are given."""
     orders = OrderActivities(engine)
     inventory = InventoryActivities(engine)
-    payments = PaymentActivities(engine, gateway or SandboxGateway())
+    payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
     shipping = ShippingActivities(
         engine,
         carrier or SandboxCarrier(settings.sandbox_transit_seconds),
@@ -57,11 +57,18 @@ def build_worker(
         activities=[
             orders.record_order,
             orders.record_order_event,
+            orders.record_order_change,
             inventory.reserve_stock,
+            inventory.replace_reservation,
             inventory.release_stock,
+            inventory.release_lines,
             payments.authorize_payment,
             payments.capture_payment,
             payments.void_payment,
+            payments.refund_payment,
+            payments.create_payment_link,
+            payments.record_link_payment,
+            payments.expire_payment_link,
             shipping.start_picking,
             shipping.record_shipment_event,
             shipping.pack_shipment,
