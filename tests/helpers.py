@@ -12,11 +12,12 @@ from temporalio.client import Client, WorkflowHandle
 
 from db.inventory import Reservation, StockLevel
 from db.orders import OrderEvent
-from db.payments import PaymentEvent
+from db.payments import Payment, PaymentEvent
 from models.orders import (
     Address,
     Customer,
     OrderLine,
+    OrderPolicy,
     OrderState,
     PaymentDetails,
     PlaceOrder,
@@ -49,7 +50,13 @@ def order_body(*skus: str, token: str = "tok_visa", **overrides: Any) -> dict[st
 
 
 def place_order(
-    lines: list[tuple[str, int]], *, token: str = "tok_visa", price_minor: int = 1000
+    lines: list[tuple[str, int]],
+    *,
+    token: str | None = "tok_visa",
+    price_minor: int = 1000,
+    method: str = "card",
+    postal_code: str = "10115",
+    policy: OrderPolicy | None = None,
 ) -> PlaceOrder:
     """A priced order as the API would hand it to the workflow."""
     order_lines = [
@@ -72,15 +79,21 @@ def place_order(
         external_id=None,
         customer=Customer(email="ada@example.com", name="Ada Lovelace"),
         shipping_address=Address(
-            country="DE", city="Berlin", postal_code="10115", line1="Invalidenstr. 1"
+            country="DE",
+            city="Berlin",
+            postal_code=postal_code,
+            line1="Invalidenstr. 1",
         ),
         currency="EUR",
         lines=order_lines,
         subtotal_minor=total,
         shipping_minor=0,
         total_minor=total,
-        payment=PaymentDetails(method="card", token=token),
+        payment=PaymentDetails(
+            method=method, token=token if method == "card" else None
+        ),
         placed_at=datetime.now(UTC),
+        policy=policy or OrderPolicy(),
     )
 
 
@@ -176,6 +189,24 @@ async def timeline_of(engine: AsyncEngine, order_id: str) -> list[str]:
             .order_by(OrderEvent.at, OrderEvent.seq)
         )
         return list(rows.scalars())
+
+
+async def payments_of(engine: AsyncEngine, order_id: str) -> list[dict[str, Any]]:
+    """The order's payments, oldest first, with their amounts and status."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(
+                Payment.method,
+                Payment.status,
+                Payment.authorized_minor,
+                Payment.captured_minor,
+                Payment.voided_minor,
+                Payment.refunded_minor,
+            )
+            .where(Payment.order_id == order_id)
+            .order_by(Payment.created_at)
+        )
+        return [dict(row._mapping) for row in rows]
 
 
 async def count_rows(engine: AsyncEngine, table: Any, **where: Any) -> int:

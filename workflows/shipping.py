@@ -73,8 +73,8 @@ class ShipmentWorkflow:
             "shipment.picked", f"shipment {self._shipment.number} picked", picked_by
         )
         packed_by = await self._packing_done(ticket)
-        await self._until_released()
         await self._pack(packed_by)
+        # A held order does not leave the warehouse.
         await self._until_released()
         if self._stop_requested:
             raise _Stopped

@@ -1,0 +1,77 @@
+"""The sandbox gateway and carrier, with gates a test can hold shut.
+
+A gate makes one call wait inside the provider until the test opens it, so a
+test can act at an exact moment of an order (a cancel while the card is being
+authorized, while the parcel is being handed to the carrier) without sleeping.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+
+from activities.payment_gateway import GatewayResult, SandboxGateway
+from activities.shipping import CarrierBooking, SandboxCarrier
+
+
+@dataclass
+class Gate:
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pass_through(self) -> None:
+        self.entered.set()
+        await self.opened.wait()
+
+
+class GatedGateway(SandboxGateway):
+    """Authorizations with a gated token wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: dict[str, Gate] = {}
+
+    def gate(self, token: str) -> Gate:
+        return self.gates.setdefault(token, Gate())
+
+    async def authorize(
+        self, *, token: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> GatewayResult:
+        if token in self.gates:
+            await self.gates[token].pass_through()
+        return await super().authorize(
+            token=token,
+            amount_minor=amount_minor,
+            currency=currency,
+            idempotency_key=idempotency_key,
+        )
+
+
+class GatedCarrier(SandboxCarrier):
+    """Bookings to a gated postal code wait until the test opens the gate."""
+
+    def __init__(self, transit_seconds: float) -> None:
+        super().__init__(transit_seconds)
+        self.gates: dict[str, Gate] = {}
+
+    def gate(self, postal_code: str) -> Gate:
+        return self.gates.setdefault(postal_code, Gate())
+
+    async def book(
+        self,
+        *,
+        shipment_number: str,
+        package_code: str,
+        weight_grams: int,
+        country: str,
+        postal_code: str,
+        idempotency_key: str,
+    ) -> CarrierBooking:
+        if postal_code in self.gates:
+            await self.gates[postal_code].pass_through()
+        return await super().book(
+            shipment_number=shipment_number,
+            package_code=package_code,
+            weight_grams=weight_grams,
+            country=country,
+            postal_code=postal_code,
+            idempotency_key=idempotency_key,
+        )
