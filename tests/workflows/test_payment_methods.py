@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,11 +33,11 @@ from workflows.orders import OrderWorkflow
 
 
 def notification(
-    kind: str, amount_minor: int, event_id: str | None = None
+    kind: Literal["paid", "failed"], amount_minor: int
 ) -> PaymentNotification:
     return PaymentNotification(
-        event_id=event_id or f"evt_{uuid.uuid4().hex}",
-        kind=kind,  # type: ignore[arg-type]
+        event_id=f"evt_{uuid.uuid4().hex}",
+        kind=kind,
         amount_minor=amount_minor,
         currency="EUR",
         at=datetime.now(UTC),
