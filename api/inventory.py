@@ -116,10 +116,13 @@ async def _tell_waiting_orders(services: Services, sku: str) -> None:
         order_ids = (
             await conn.execute(
                 select(Order.id)
-                .join(OrderLine, OrderLine.order_id == Order.id)
-                .where(OrderLine.sku == sku, Order.status.in_(WAITING))
+                .where(
+                    Order.status.in_(WAITING),
+                    Order.id.in_(
+                        select(OrderLine.order_id).where(OrderLine.sku == sku)
+                    ),
+                )
                 .order_by(Order.created_at)
-                .distinct()
                 .limit(MAX_TOLD)
             )
         ).scalars()

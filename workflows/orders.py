@@ -270,6 +270,9 @@ class OrderWorkflow:
             f"not in stock: waiting for {waiting_for} until "
             f"{until.isoformat(timespec='seconds')}",
         )
+        # Stock counted in while this status was being recorded sent no signal
+        # (the read model did not show the order waiting yet): look once more.
+        self._restocked = True
         while self._reservation is None:
             woke = await self.wait_for(
                 lambda: self._restocked or self._reservation is not None, until
