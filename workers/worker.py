@@ -3,7 +3,9 @@
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -30,15 +32,14 @@ WORKFLOWS = [OrderWorkflow, ShipmentWorkflow]
 SHUTDOWN_GRACE = timedelta(seconds=10)
 
 
-def build_worker(
-    client: Client,
+def activities(
     engine: AsyncEngine,
     settings: Settings,
     *,
     gateway: PaymentGateway | None = None,
     carrier: Carrier | None = None,
-) -> Worker:
-    """A worker with the sandbox gateway and carrier unless others are given."""
+) -> list[Callable[..., Any]]:
+    """Every activity, wired to the database and the sandbox providers by default."""
     orders = OrderActivities(engine)
     inventory = InventoryActivities(engine)
     payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
@@ -48,33 +49,45 @@ def build_worker(
         pick_seconds=settings.sandbox_pick_seconds,
         pack_seconds=settings.sandbox_pack_seconds,
     )
+    return [
+        orders.record_order,
+        orders.record_order_event,
+        orders.record_order_change,
+        inventory.reserve_stock,
+        inventory.replace_reservation,
+        inventory.release_stock,
+        inventory.release_lines,
+        payments.authorize_payment,
+        payments.capture_payment,
+        payments.void_payment,
+        payments.refund_payment,
+        payments.create_payment_link,
+        payments.record_link_payment,
+        payments.expire_payment_link,
+        shipping.start_picking,
+        shipping.record_shipment_event,
+        shipping.pack_shipment,
+        shipping.ship_shipment,
+        shipping.track_shipment,
+    ]
+
+
+def build_worker(
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    gateway: PaymentGateway | None = None,
+    carrier: Carrier | None = None,
+) -> Worker:
+    """A worker with the sandbox gateway and carrier unless others are given."""
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
         interceptors=[RefusedDataIsFinal()],
         workflows=WORKFLOWS,
-        activities=[
-            orders.record_order,
-            orders.record_order_event,
-            orders.record_order_change,
-            inventory.reserve_stock,
-            inventory.replace_reservation,
-            inventory.release_stock,
-            inventory.release_lines,
-            payments.authorize_payment,
-            payments.capture_payment,
-            payments.void_payment,
-            payments.refund_payment,
-            payments.create_payment_link,
-            payments.record_link_payment,
-            payments.expire_payment_link,
-            shipping.start_picking,
-            shipping.record_shipment_event,
-            shipping.pack_shipment,
-            shipping.ship_shipment,
-            shipping.track_shipment,
-        ],
+        activities=activities(engine, settings, gateway=gateway, carrier=carrier),
     )
 
 

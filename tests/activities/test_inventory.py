@@ -14,7 +14,13 @@ from temporalio.testing import ActivityEnvironment
 from activities.inventory import InventoryActivities
 from db.inventory import StockLevel
 from models.errors import FailureType
-from models.inventory import ReleaseStock, Reservation, ReserveStock, StockLine
+from models.inventory import (
+    ReleaseLines,
+    ReleaseStock,
+    Reservation,
+    ReserveStock,
+    StockLine,
+)
 from tests.conftest import FIRST, SECOND, MakeProduct
 from tests.helpers import reservations_of, stock_of
 
@@ -139,3 +145,51 @@ async def test_database_refuses_to_reserve_more_than_on_hand(
                 .where(StockLevel.sku == sku, StockLevel.warehouse == FIRST)
                 .values(reserved=3)
             )
+
+
+async def test_release_lines_twice_releases_once(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    order_id = str(uuid.uuid4())
+    await reserve(engine, reserve_request(order_id, (sku, 3)))
+    request = ReleaseLines(
+        order_id=order_id,
+        lines=[StockLine(line=1, sku=sku, quantity=2)],
+        event_id=str(uuid.uuid4()),
+        at=datetime.now(UTC),
+        reason="partial cancel",
+    )
+    activities = InventoryActivities(engine)
+
+    first = await ActivityEnvironment().run(activities.release_lines, request)
+    again = await ActivityEnvironment().run(activities.release_lines, request)
+
+    assert (first.units, again.units) == (2, 0)
+    assert await stock_of(engine, sku) == {FIRST: (5, 1)}
+    assert await reservations_of(engine, order_id) == [(sku, FIRST, 1, "reserved")]
+
+
+async def test_replace_reservation_swaps_all_or_nothing_and_once(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    a = await make_product({FIRST: 5})
+    b = await make_product({FIRST: 1})
+    order_id = str(uuid.uuid4())
+    await reserve(engine, reserve_request(order_id, (a, 2)))
+    activities = InventoryActivities(engine)
+
+    too_much = reserve_request(order_id, (a, 1), (b, 2))
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(activities.replace_reservation, too_much)
+    assert refused.value.type == FailureType.OUT_OF_STOCK
+    assert await stock_of(engine, a) == {FIRST: (5, 2)}
+    assert await stock_of(engine, b) == {FIRST: (1, 0)}
+
+    fits = reserve_request(order_id, (a, 1), (b, 1))
+    first = await ActivityEnvironment().run(activities.replace_reservation, fits)
+    again = await ActivityEnvironment().run(activities.replace_reservation, fits)
+
+    assert first == again
+    assert await stock_of(engine, a) == {FIRST: (5, 1)}
+    assert await stock_of(engine, b) == {FIRST: (1, 1)}
