@@ -8,22 +8,29 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
 
 from db.inventory import Reservation, StockLevel
 from db.orders import OrderEvent
 from db.payments import Payment, PaymentEvent
+from models.order_actions import CancelOrder, HoldOrder, LineQuantity, ReleaseOrder
 from models.orders import (
     Address,
+    CancelReason,
     Customer,
     OrderLine,
     OrderPolicy,
     OrderState,
+    OrderStatus,
     PaymentDetails,
     PlaceOrder,
     workflow_id_for,
 )
+from models.shipping import ShipmentStatus
+from tests.gates import GatedGateway
 from workflows.orders import OrderWorkflow
+from workflows.shipping import ShipmentWorkflow
 
 T = TypeVar("T")
 
@@ -215,3 +222,84 @@ async def count_rows(engine: AsyncEngine, table: Any, **where: Any) -> int:
         for column, value in where.items():
             query = query.where(getattr(table.c, column) == value)
         return int((await conn.execute(query)).scalar_one())
+
+
+# Driving an order to a given moment.
+
+Handle = WorkflowHandle[OrderWorkflow, OrderState]
+
+
+async def start_on_hold(client: Client, order: PlaceOrder, task_queue: str) -> Handle:
+    """Start the order held before its first step (update-with-start)."""
+    start = WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        order,
+        id=workflow_id_for(order.order_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+    )
+    await client.execute_update_with_start_workflow(
+        OrderWorkflow.hold,
+        HoldOrder(reason="fraud review", actor="ann"),
+        start_workflow_operation=start,
+    )
+    return await start.workflow_handle()
+
+
+async def start_held_after_payment(
+    client: Client, order: PlaceOrder, task_queue: str, gateway: GatedGateway
+) -> Handle:
+    """Start an order (with a gated card token) and hold it once authorized."""
+    assert order.payment.token is not None
+    gate = gateway.gate(order.payment.token)
+    handle = await start_order(client, order, task_queue)
+    await gate.entered.wait()
+    holding = handle.execute_update(
+        OrderWorkflow.hold, HoldOrder(reason="customer on the phone", actor="ann")
+    )
+    gate.opened.set()
+    await holding
+    return handle
+
+
+def gated_token() -> str:
+    return f"tok_gate_{uuid.uuid4().hex}"
+
+
+async def cancel(
+    handle: Handle,
+    reason: CancelReason = CancelReason.CUSTOMER_REQUEST,
+    lines: list[LineQuantity] | None = None,
+) -> OrderState:
+    return await handle.execute_update(
+        OrderWorkflow.cancel, CancelOrder(reason=reason, lines=lines, actor="ann")
+    )
+
+
+async def release(handle: Handle) -> OrderState:
+    return await handle.execute_update(OrderWorkflow.release, ReleaseOrder(actor="ann"))
+
+
+async def until_status(handle: Handle, status: OrderStatus) -> OrderState:
+    state: OrderState = await until_query(
+        handle, OrderWorkflow.current_state, lambda s: s.status == status
+    )
+    return state
+
+
+async def until_shipment(handle: Handle, status: ShipmentStatus) -> OrderState:
+    state: OrderState = await until_query(
+        handle,
+        OrderWorkflow.current_state,
+        lambda s: bool(s.shipments) and s.shipments[-1].status == status,
+    )
+    return state
+
+
+def shipment_handle(
+    client: Client, order: PlaceOrder, state: OrderState
+) -> WorkflowHandle[ShipmentWorkflow, object]:
+    return client.get_workflow_handle_for(
+        ShipmentWorkflow.run,
+        f"{workflow_id_for(order.order_id)}-shipment-{state.shipments[-1].number}",
+    )

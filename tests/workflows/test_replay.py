@@ -1,13 +1,19 @@
 """Replay: today's workflow code must replay the histories of earlier orders.
 
-`histories/` keeps histories recorded from real runs. A change to workflow
-code that would make a running order take a different path fails here; guard
-it with `workflow.patched` instead. After such a guarded change, record fresh
-histories next to the old ones with `pytest tests/workflows/test_replay.py
---record-histories`.
+`histories/` keeps histories recorded from real runs: `skeleton_*` from the
+first version of the order workflow, `saga_*` from representative orders of
+the current one (happy path, decline, cancel at several stages, amendment,
+payment link paid and expired, cash on delivery, partial cancel). A change to
+workflow code that would make a running order take a different path fails
+here; guard it with `workflow.patched` instead (see the README).
+
+Record fresh `saga_*` histories after such a guarded change with
+`pytest tests/workflows/test_replay.py --record-histories`.
 """
 
 import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,13 +22,44 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from models.orders import workflow_id_for
-from tests.conftest import FIRST, MakeProduct
-from tests.helpers import finished, place_order, start_order
+from models.order_actions import (
+    AmendLine,
+    AmendOrder,
+    LineQuantity,
+    PaymentNotification,
+)
+from models.orders import (
+    OrderPolicy,
+    OrderState,
+    OrderStatus,
+    PlaceOrder,
+    workflow_id_for,
+)
+from models.shipping import PackConfirmation, PickConfirmation, ShipmentStatus
+from tests.conftest import FIRST, MANUAL, MakeProduct
+from tests.gates import GatedGateway
+from tests.helpers import (
+    Handle,
+    cancel,
+    finished,
+    gated_token,
+    place_order,
+    release,
+    shipment_handle,
+    start_held_after_payment,
+    start_on_hold,
+    start_order,
+    until_shipment,
+    until_status,
+)
 from workers.settings import Settings
 from workers.worker import WORKFLOWS
+from workflows.orders import OrderWorkflow
+from workflows.shipping import ShipmentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+
+Scenario = Callable[[], Awaitable[tuple[PlaceOrder, Handle]]]
 
 
 def replayer() -> Replayer:
@@ -44,25 +81,95 @@ async def test_fresh_histories_replay_and_can_be_recorded(
     worker: Worker,
     settings: Settings,
     engine: AsyncEngine,
+    gateway: GatedGateway,
     make_product: MakeProduct,
     request: pytest.FixtureRequest,
 ) -> None:
-    sku = await make_product({FIRST: 5})
-    orders = {
-        "order_completed": place_order([(sku, 1)]),
-        "order_declined": place_order([(sku, 1)], token="tok_decline"),
-        "order_out_of_stock": place_order([(sku, 50)]),
+    queue = settings.temporal_task_queue
+    automatic = await make_product({FIRST: 50})
+    manual = await make_product({MANUAL: 50})
+    other_manual = await make_product({MANUAL: 50})
+
+    async def plain(order: PlaceOrder) -> tuple[PlaceOrder, Handle]:
+        return order, await start_order(client, order, queue)
+
+    async def cancelled_on_hold() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(automatic, 1)])
+        handle = await start_on_hold(client, order, queue)
+        await cancel(handle)
+        return order, handle
+
+    async def cancelled_while_picking() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(manual, 2)])
+        handle = await start_order(client, order, queue)
+        await until_shipment(handle, ShipmentStatus.PICKING)
+        await cancel(handle)
+        return order, handle
+
+    async def partly_cancelled_while_picking() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(manual, 1), (other_manual, 1)])
+        handle = await start_order(client, order, queue)
+        await until_shipment(handle, ShipmentStatus.PICKING)
+        await cancel(handle, lines=[LineQuantity(line=1, quantity=1)])
+        return order, handle
+
+    async def amended() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(automatic, 1)], token=gated_token())
+        handle = await start_held_after_payment(client, order, queue, gateway)
+        await handle.execute_update(
+            OrderWorkflow.amend,
+            AmendOrder(
+                lines=[AmendLine(sku=automatic, name="a", quantity=3)], actor="ann"
+            ),
+        )
+        await release(handle)
+        return order, handle
+
+    async def paid_by_link() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(automatic, 1)], method="link")
+        handle = await start_order(client, order, queue)
+        await until_status(handle, OrderStatus.AWAITING_PAYMENT)
+        await handle.signal(
+            OrderWorkflow.payment_notification,
+            PaymentNotification(
+                event_id=f"evt_{order.order_id}",
+                kind="paid",
+                amount_minor=order.total_minor,
+                currency="EUR",
+                at=datetime.now(UTC),
+            ),
+        )
+        return order, handle
+
+    scenarios: dict[str, Scenario] = {
+        "completed": lambda: plain(place_order([(automatic, 1)])),
+        "declined": lambda: plain(place_order([(automatic, 1)], token="tok_decline")),
+        "out_of_stock": lambda: plain(place_order([(automatic, 500)])),
+        "cash_on_delivery": lambda: plain(place_order([(automatic, 1)], method="cod")),
+        "link_expired": lambda: plain(
+            place_order(
+                [(automatic, 1)],
+                method="link",
+                policy=OrderPolicy(payment_link_seconds=0.5),
+            )
+        ),
+        "cancelled_on_hold": cancelled_on_hold,
+        "cancelled_while_picking": cancelled_while_picking,
+        "partly_cancelled_while_picking": partly_cancelled_while_picking,
+        "amended": amended,
+        "paid_by_link": paid_by_link,
     }
     histories: dict[str, WorkflowHistory] = {}
-    for name, order in orders.items():
-        handle = await start_order(client, order, settings.temporal_task_queue)
-        state = await finished(handle)
-        histories[name] = await handle.fetch_history()
+    for name, scenario in scenarios.items():
+        order, handle = await scenario()
+        state: OrderState = await _finish(client, order, handle)
+        histories[f"saga_{name}"] = await handle.fetch_history()
         for shipment in state.shipments:
             child = client.get_workflow_handle(
                 f"{workflow_id_for(order.order_id)}-shipment-{shipment.number}"
             )
-            histories[f"{name}_shipment"] = await child.fetch_history()
+            suffix = shipment.number.rsplit("-", 1)[-1]
+            histories[f"saga_{name}_shipment_{suffix}"] = await child.fetch_history()
 
     for history in histories.values():
         await replayer().replay_workflow(history)
@@ -75,3 +182,20 @@ async def test_fresh_histories_replay_and_can_be_recorded(
                 "history": json.loads(history.to_json()),
             }
             (HISTORIES / f"{name}.json").write_text(json.dumps(saved, indent=1) + "\n")
+
+
+async def _finish(client: Client, order: PlaceOrder, handle: Handle) -> OrderState:
+    """Let a scenario's order end, confirming manual picks along the way."""
+    while True:
+        state = await handle.query(OrderWorkflow.current_state)
+        live = [s for s in state.shipments if s.status == ShipmentStatus.PICKING]
+        if state.status in ("completed", "cancelled", "failed") or not live:
+            return await finished(handle)
+        parcel = shipment_handle(client, order, state)
+        await parcel.signal(
+            ShipmentWorkflow.confirm_picked, PickConfirmation(actor="bo")
+        )
+        await parcel.signal(
+            ShipmentWorkflow.confirm_packed, PackConfirmation(actor="bo")
+        )
+        await until_shipment(handle, ShipmentStatus.SHIPPED)

@@ -11,11 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
-    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
@@ -25,113 +22,37 @@ from models.order_actions import (
     CancelOrder,
     HoldOrder,
     LineQuantity,
-    ReleaseOrder,
 )
 from models.orders import (
     Address,
     CancelReason,
-    OrderState,
     OrderStatus,
     PaymentStatus,
-    PlaceOrder,
-    workflow_id_for,
 )
 from models.shipping import PackConfirmation, PickConfirmation, ShipmentStatus
 from tests.conftest import FIRST, MANUAL, SECOND, MakeProduct
 from tests.gates import GatedCarrier, GatedGateway
 from tests.helpers import (
+    cancel,
     finished,
+    gated_token,
     payment_events_of,
     payments_of,
     place_order,
+    release,
     reservations_of,
+    shipment_handle,
+    start_held_after_payment,
+    start_on_hold,
     start_order,
     stock_of,
     timeline_of,
-    until_query,
+    until_shipment,
+    until_status,
 )
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
 from workflows.shipping import ShipmentWorkflow
-
-Handle = WorkflowHandle[OrderWorkflow, OrderState]
-
-
-async def start_on_hold(client: Client, order: PlaceOrder, task_queue: str) -> Handle:
-    """Start the order held before its first step (update-with-start)."""
-    start = WithStartWorkflowOperation(
-        OrderWorkflow.run,
-        order,
-        id=workflow_id_for(order.order_id),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-    )
-    await client.execute_update_with_start_workflow(
-        OrderWorkflow.hold,
-        HoldOrder(reason="fraud review", actor="ann"),
-        start_workflow_operation=start,
-    )
-    return await start.workflow_handle()
-
-
-async def start_held_after_payment(
-    client: Client, order: PlaceOrder, task_queue: str, gateway: GatedGateway
-) -> Handle:
-    """Start an order (with a gated card token) and hold it once authorized."""
-    assert order.payment.token is not None
-    gate = gateway.gate(order.payment.token)
-    handle = await start_order(client, order, task_queue)
-    await gate.entered.wait()
-    holding = handle.execute_update(
-        OrderWorkflow.hold, HoldOrder(reason="customer on the phone", actor="ann")
-    )
-    gate.opened.set()
-    await holding
-    return handle
-
-
-def gated_token() -> str:
-    return f"tok_gate_{uuid.uuid4().hex}"
-
-
-async def cancel(
-    handle: Handle,
-    reason: CancelReason = CancelReason.CUSTOMER_REQUEST,
-    lines: list[LineQuantity] | None = None,
-) -> OrderState:
-    return await handle.execute_update(
-        OrderWorkflow.cancel, CancelOrder(reason=reason, lines=lines, actor="ann")
-    )
-
-
-async def release(handle: Handle) -> OrderState:
-    return await handle.execute_update(OrderWorkflow.release, ReleaseOrder(actor="ann"))
-
-
-async def until_status(handle: Handle, status: OrderStatus) -> OrderState:
-    state: OrderState = await until_query(
-        handle, OrderWorkflow.current_state, lambda s: s.status == status
-    )
-    return state
-
-
-async def until_shipment(handle: Handle, status: ShipmentStatus) -> OrderState:
-    state: OrderState = await until_query(
-        handle,
-        OrderWorkflow.current_state,
-        lambda s: bool(s.shipments) and s.shipments[-1].status == status,
-    )
-    return state
-
-
-def shipment_handle(
-    client: Client, order: PlaceOrder, state: OrderState
-) -> WorkflowHandle[ShipmentWorkflow, object]:
-    return client.get_workflow_handle_for(
-        ShipmentWorkflow.run,
-        f"{workflow_id_for(order.order_id)}-shipment-{state.shipments[-1].number}",
-    )
-
 
 # Cancel at each stage.
 
