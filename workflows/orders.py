@@ -573,7 +573,7 @@ class OrderWorkflow:
         )
         self.state.hold = None
         self.undo_reason = f"order cancelled ({request.reason})"
-        await self.undo.run()
+        await self._undo_all()
         note = f": {request.note}" if request.note else ""
         await self.set_status(
             OrderStatus.CANCELLED,
@@ -586,11 +586,18 @@ class OrderWorkflow:
         if pending is not None:
             pending.done = True
 
+    async def _undo_all(self) -> None:
+        for step in await self.undo.run():
+            await self.note(
+                "order.compensation_failed",
+                f"could not {step}: it needs a person to finish it",
+            )
+
     async def _end_failed(self, failure: OrderFailed) -> None:
         self.state.failure_reason = failure.reason
         self.state.failure_detail = failure.detail
         self.undo_reason = failure.reason
-        await self.undo.run()
+        await self._undo_all()
         workflow.logger.info(
             "order %s failed: %s (%s)",
             self.order.order_id,
@@ -616,7 +623,7 @@ class OrderWorkflow:
                     await run
                 except (ChildWorkflowError, asyncio.CancelledError):
                     pass
-        await self.undo.run()
+        await self._undo_all()
         await self.set_status(
             OrderStatus.CANCELLED,
             "order.cancelled",

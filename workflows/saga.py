@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 Compensation = Callable[[], Awaitable[object]]
 
@@ -20,10 +21,20 @@ class Compensations:
         """Forget a compensation that no longer applies (a captured payment)."""
         self._steps = [step for step in self._steps if step[0] != name]
 
-    async def run(self) -> None:
-        # Pop before running: a step that ran is never run again, even if a
-        # later one fails and the caller runs the remaining steps once more.
+    async def run(self) -> list[str]:
+        """Undo every step, newest first; the names of those that failed.
+
+        Each undo retries until it succeeds; one that fails for good (a bug,
+        data the database refuses) does not stop the others.
+        """
+        failed = []
+        # Pop before running: a step that ran is never run again.
         while self._steps:
             name, undo = self._steps.pop()
             workflow.logger.info("compensating: %s", name)
-            await undo()
+            try:
+                await undo()
+            except ActivityError as error:
+                workflow.logger.error("compensation %s failed: %s", name, error.cause)
+                failed.append(name)
+        return failed
