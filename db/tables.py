@@ -1,11 +1,12 @@
 """Imports every table module so `Base.metadata` is complete (for Alembic)."""
 
-from db import catalog, channels, inventory, orders, payments, shipping
+from db import access, catalog, channels, inventory, orders, payments, shipping
 from db.base import Base
 
 metadata = Base.metadata
 
 __all__ = [
+    "access",
     "catalog",
     "channels",
     "inventory",
