@@ -55,7 +55,7 @@ class OrderActivities:
                 event_id=str(uuid.uuid5(uuid.UUID(order.order_id), "order.received")),
                 at=order.placed_at,
                 type="order.received",
-                actor=f"channel:{order.channel}",
+                actor=order.created_by or f"channel:{order.channel}",
                 message=f"order {order.number} received from {order.channel}",
                 data={"number": order.number, "total_minor": order.total_minor},
             )

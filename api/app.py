@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import catalog, health, inventory, order_actions, orders, webhooks
+from api.access import RateLimiter
 from api.deps import Services
 from api.errors import ProblemDetails, install_error_handlers
+from api.limits import BodyLimit
 from db.engine import create_engine
 from workers.settings import Settings, get_settings
 from workers.temporal import connect
@@ -63,7 +65,11 @@ def create_app(
     )
     if services is not None:
         app.state.services = services
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_per_second, settings.rate_limit_burst
+    )
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(orders.router, prefix="/v1")
     app.include_router(order_actions.router, prefix="/v1")

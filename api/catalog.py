@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
+from api.access import AnyCaller
 from api.deps import ConnectionDep
 from db.catalog import Product as ProductRow
 from db.catalog import ProductPrice
@@ -18,6 +19,7 @@ router = APIRouter(tags=["catalogue"])
 @router.get("/products")
 async def list_products(
     conn: ConnectionDep,
+    caller: AnyCaller,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
         str | None, Query(max_length=64, description="last SKU seen")

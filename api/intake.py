@@ -187,13 +187,17 @@ async def channel_policy(conn: AsyncConnection, channel: str) -> OrderPolicy:
 
 
 async def take_in(
-    conn: AsyncConnection, body: OrderCreate, idempotency_key: str | None
+    conn: AsyncConnection,
+    body: OrderCreate,
+    idempotency_key: str | None,
+    *,
+    created_by: str | None = None,
 ) -> Intake:
     """Find the order this request already created, or create it; then commit."""
     fingerprint = request_hash(body)
     existing = await _find(conn, body, idempotency_key)
     if existing is None:
-        order = await _new_order(conn, body)
+        order = await _new_order(conn, body, created_by)
         inserted = await conn.execute(
             insert(OrderIntake)
             .values(
@@ -260,7 +264,9 @@ async def _find(
     return None if row is None else OrderIntake(**row._mapping)
 
 
-async def _new_order(conn: AsyncConnection, body: OrderCreate) -> PlaceOrder:
+async def _new_order(
+    conn: AsyncConnection, body: OrderCreate, created_by: str | None
+) -> PlaceOrder:
     lines = await price_lines(conn, body)
     number = (await conn.execute(order_number_seq.next_value())).scalar_one()
     subtotal = sum(line.total_minor for line in lines)
@@ -279,6 +285,7 @@ async def _new_order(conn: AsyncConnection, body: OrderCreate) -> PlaceOrder:
         total_minor=subtotal + shipping,
         payment=PaymentDetails.model_validate(body.payment.model_dump()),
         policy=await channel_policy(conn, body.channel),
+        created_by=created_by,
         placed_at=datetime.now(UTC),
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.service import RPCError
 
+from api.access import Admin, AnyCaller
 from api.deps import ConnectionDep, Services, ServicesDep
 from api.errors import Problem, ProblemDetails, not_found
 from db.catalog import Product
@@ -33,7 +34,9 @@ MAX_TOLD = 1000
     "/inventory/{sku}",
     responses={404: {"model": ProblemDetails, "description": "Unknown SKU"}},
 )
-async def get_inventory(conn: ConnectionDep, sku: SkuPath) -> SkuInventory:
+async def get_inventory(
+    conn: ConnectionDep, sku: SkuPath, caller: AnyCaller
+) -> SkuInventory:
     """On hand, reserved and available units of one SKU in every warehouse."""
     return await _inventory(conn, sku)
 
@@ -46,7 +49,7 @@ async def get_inventory(conn: ConnectionDep, sku: SkuPath) -> SkuInventory:
     },
 )
 async def adjust_inventory(
-    sku: SkuPath, body: StockAdjustment, services: ServicesDep
+    sku: SkuPath, body: StockAdjustment, services: ServicesDep, caller: Admin
 ) -> SkuInventory:
     """Count units in or out of a warehouse; orders waiting for them are told."""
     async with services.engine.begin() as conn:
@@ -82,16 +85,17 @@ async def adjust_inventory(
                 delta=body.delta,
                 on_hand_after=after,
                 reason=body.reason,
-                actor="api",
+                actor=caller.actor,
             )
         )
         inventory = await _inventory(conn, sku)
     logger.info(
-        "stock of %s in %s adjusted by %+d to %s: %s",
+        "stock of %s in %s adjusted by %+d to %s by %s: %s",
         sku,
         body.warehouse,
         body.delta,
         after,
+        caller.actor,
         body.reason,
     )
     if body.delta > 0:

@@ -10,15 +10,16 @@ import logging
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.access import Caller, may
 from api.deps import Services, ServicesDep
-from api.errors import FieldError, Problem, ProblemDetails, not_found
-from api.intake import find_by_reference, quote_lines
-from api.orders import OrderRef, current_state
+from api.errors import FieldError, Problem, ProblemDetails
+from api.intake import quote_lines
+from api.orders import OrderRef, current_state, visible_order
 from models.order_actions import (
     AmendLine,
     AmendOrder,
@@ -37,14 +38,13 @@ from models.orders import (
     PlaceOrder,
     workflow_id_for,
 )
+from models.rules import Action
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["order actions"])
 
-# Who acts, until API keys carry a name and a role.
-ANONYMOUS = "api"
 UPDATE_TIMEOUT = timedelta(seconds=60)
 # Refusals about what the request says rather than about the order's state.
 UNPROCESSABLE = {"invalid-lines", "no-price"}
@@ -68,15 +68,16 @@ async def cancel_order(
     reference: OrderRef,
     body: CancelRequest,
     services: ServicesDep,
+    caller: Annotated[Caller, Depends(may(Action.CANCEL))],
     idempotency_key: ActionKey = None,
 ) -> OrderPublic:
     """Cancel the order (or some units of some lines); stock and money go back."""
-    order = await _order(services, reference)
+    order = await visible_order(services, caller, reference)
     request = CancelOrder(
         reason=CancelReason(body.reason),
         note=body.note,
         lines=body.lines,
-        actor=ANONYMOUS,
+        actor=caller.actor,
     )
     return await _update(services, order, "cancel", request, idempotency_key)
 
@@ -86,10 +87,11 @@ async def amend_order(
     reference: OrderRef,
     body: AmendRequest,
     services: ServicesDep,
+    caller: Annotated[Caller, Depends(may(Action.AMEND))],
     idempotency_key: ActionKey = None,
 ) -> OrderPublic:
     """Change the shipping address or the lines, until picking starts."""
-    order = await _order(services, reference)
+    order = await visible_order(services, caller, reference)
     lines = None
     if body.lines is not None:
         _refuse_repeated_skus([line.sku for line in body.lines])
@@ -112,7 +114,7 @@ async def amend_order(
         if body.shipping_address is None
         else Address.model_validate(body.shipping_address.model_dump())
     )
-    request = AmendOrder(shipping_address=address, lines=lines, actor=ANONYMOUS)
+    request = AmendOrder(shipping_address=address, lines=lines, actor=caller.actor)
     return await _update(services, order, "amend", request, idempotency_key)
 
 
@@ -121,30 +123,26 @@ async def hold_order(
     reference: OrderRef,
     body: HoldRequest,
     services: ServicesDep,
+    caller: Annotated[Caller, Depends(may(Action.HOLD))],
     idempotency_key: ActionKey = None,
 ) -> OrderPublic:
     """Hold the order before its next step, for example for a fraud review."""
-    order = await _order(services, reference)
-    request = HoldOrder(reason=body.reason, actor=ANONYMOUS)
+    order = await visible_order(services, caller, reference)
+    request = HoldOrder(reason=body.reason, actor=caller.actor)
     return await _update(services, order, "hold", request, idempotency_key)
 
 
 @router.post("/orders/{reference}/release", responses=RESPONSES)
 async def release_order(
-    reference: OrderRef, services: ServicesDep, idempotency_key: ActionKey = None
+    reference: OrderRef,
+    services: ServicesDep,
+    caller: Annotated[Caller, Depends(may(Action.RELEASE))],
+    idempotency_key: ActionKey = None,
 ) -> OrderPublic:
     """Let a held order go on where it stopped."""
-    order = await _order(services, reference)
-    request = ReleaseOrder(actor=ANONYMOUS)
+    order = await visible_order(services, caller, reference)
+    request = ReleaseOrder(actor=caller.actor)
     return await _update(services, order, "release", request, idempotency_key)
-
-
-async def _order(services: Services, reference: str) -> PlaceOrder:
-    async with services.engine.connect() as conn:
-        order = await find_by_reference(conn, reference)
-    if order is None:
-        raise not_found("order", reference)
-    return order
 
 
 def _refuse_repeated_skus(skus: list[str]) -> None:

@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.access import Caller, Creator, Reader
 from api.deps import ConnectionDep, Services, ServicesDep
 from api.errors import Problem, ProblemDetails, not_found
 from api.intake import find_by_reference, mark_started, take_in
@@ -28,6 +29,7 @@ from models.orders import (
     PlaceOrder,
     workflow_id_for,
 )
+from models.rules import Role
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,19 @@ async def create_order(
     body: OrderCreate,
     response: Response,
     services: ServicesDep,
+    caller: Creator,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderPublic:
     """Take an order in and start its workflow; a repeated request returns it."""
+    if not caller.sees(body.channel):
+        raise Problem(
+            403,
+            "channel-not-allowed",
+            "Not allowed",
+            f"key {caller.name} creates orders for channel {caller.channel} only",
+        )
     async with services.engine.connect() as conn:
-        intake = await take_in(conn, body, idempotency_key)
+        intake = await take_in(conn, body, idempotency_key, created_by=caller.actor)
     order = intake.order
     if not intake.workflow_started:
         await _start(services, order)
@@ -89,18 +99,18 @@ async def create_order(
 
 
 @router.get("/orders/{reference}", responses=NOT_FOUND)
-async def get_order(reference: OrderRef, services: ServicesDep) -> OrderPublic:
+async def get_order(
+    reference: OrderRef, services: ServicesDep, caller: Reader
+) -> OrderPublic:
     """An order with its lines, totals, payment and shipments."""
-    async with services.engine.connect() as conn:
-        order = await find_by_reference(conn, reference)
-    if order is None:
-        raise not_found("order", reference)
+    order = await visible_order(services, caller, reference)
     return OrderPublic.of(await current_state(services, order))
 
 
 @router.get("/orders")
 async def list_orders(
     conn: ConnectionDep,
+    caller: Reader,
     status: OrderStatus | None = None,
     channel: Annotated[
         str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -114,6 +124,8 @@ async def list_orders(
         query = query.where(Order.status == status)
     if channel is not None:
         query = query.where(Order.channel == channel)
+    if caller.role == Role.INTEGRATOR:
+        query = query.where(Order.channel == caller.channel)
     if cursor is not None:
         created_at, order_id = _decode_cursor(cursor)
         query = query.where(tuple_(Order.created_at, Order.id) < (created_at, order_id))
@@ -125,11 +137,11 @@ async def list_orders(
 
 
 @router.get("/orders/{reference}/timeline", responses=NOT_FOUND)
-async def get_timeline(reference: OrderRef, conn: ConnectionDep) -> list[TimelineEntry]:
+async def get_timeline(
+    reference: OrderRef, services: ServicesDep, caller: Reader, conn: ConnectionDep
+) -> list[TimelineEntry]:
     """What happened to the order, who did it and when, oldest first."""
-    order = await find_by_reference(conn, reference)
-    if order is None:
-        raise not_found("order", reference)
+    order = await visible_order(services, caller, reference)
     rows = await conn.execute(
         select(OrderEvent)
         .where(OrderEvent.order_id == order.order_id)
@@ -145,6 +157,17 @@ async def get_timeline(reference: OrderRef, conn: ConnectionDep) -> list[Timelin
         )
         for row in rows
     ]
+
+
+async def visible_order(
+    services: Services, caller: Caller, reference: str
+) -> PlaceOrder:
+    """The order, if the caller may see it; 404 alike if absent or not theirs."""
+    async with services.engine.connect() as conn:
+        order = await find_by_reference(conn, reference)
+    if order is None or not caller.sees(order.channel):
+        raise not_found("order", reference)
+    return order
 
 
 async def _start(services: Services, order: PlaceOrder) -> None:

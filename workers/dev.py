@@ -21,8 +21,11 @@ from pathlib import Path
 
 import httpx
 
+from api.access import create_key, revoke_key
+from db.engine import create_engine
 from db.migrate import upgrade
 from db.seed import seed_database
+from models.rules import Role
 from workers.embedded import (
     EmbeddedError,
     die_with_parent,
@@ -34,6 +37,8 @@ from workers.embedded import (
 from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+DEV_KEY_NAME = "dev-admin"
 
 
 class DevError(RuntimeError):
@@ -67,6 +72,7 @@ def run_dev(settings: Settings) -> int:
             )
             upgrade(database_url)
             asyncio.run(seed_database(database_url))
+            admin_key = asyncio.run(_fresh_admin_key(database_url))
 
             env = {
                 **os.environ,
@@ -81,7 +87,9 @@ def run_dev(settings: Settings) -> int:
             _wait_ready(f"{api_url}/readyz", children, stop)
             if stop.is_set():
                 return 0
-            _announce(settings, api_url, database_url, time.monotonic() - started)
+            _announce(
+                settings, api_url, database_url, admin_key, time.monotonic() - started
+            )
             return _supervise(children, stop)
     except (DevError, EmbeddedError) as error:
         logger.error("%s", error)
@@ -165,8 +173,24 @@ def _supervise(
     return 0
 
 
+async def _fresh_admin_key(database_url: str) -> str:
+    """A new local admin key for this run; the previous run's is revoked."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        await revoke_key(engine, DEV_KEY_NAME)
+        return await create_key(
+            engine, name=DEV_KEY_NAME, role=Role.ADMIN, channel=None
+        )
+    finally:
+        await engine.dispose()
+
+
 def _announce(
-    settings: Settings, api_url: str, database_url: str, seconds: float
+    settings: Settings,
+    api_url: str,
+    database_url: str,
+    admin_key: str,
+    seconds: float,
 ) -> None:
     ui = (
         f"http://localhost:{settings.temporal_ui_port}/namespaces/"
@@ -179,6 +203,7 @@ def _announce(
         f"  API docs     {api_url}/docs",
         f"  Temporal UI  {ui}",
         f"  database     {database_url}",
+        f"  admin key    {admin_key}",
         f"  data dir     {settings.data_dir.expanduser().resolve()}",
         "Press Ctrl-C to stop.",
     ]

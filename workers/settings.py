@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         "http://OMS_API_HOST:OMS_API_PORT",
     )
 
+    # Limits on every API key and request.
+    rate_limit_per_second: float = Field(default=50, gt=0)
+    rate_limit_burst: float = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+
     # Payments: the built-in sandbox unless a provider is configured.
     payment_gateway: str = "sandbox"
     payment_webhook_secret: SecretStr = Field(

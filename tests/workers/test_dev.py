@@ -88,7 +88,13 @@ async def test_oms_dev_takes_an_order_to_completed_and_stops_on_sigterm(
     await asyncio.wait_for(dev_stack.read_until("Press Ctrl-C to stop"), RESULT_TIMEOUT)
     assert any(f"{dev_stack.url}/docs" in line for line in dev_stack.log)
 
-    async with httpx.AsyncClient(base_url=dev_stack.url) as http:
+    key = next(
+        line.split("admin key", 1)[1].strip()
+        for line in dev_stack.log
+        if "admin key" in line
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=dev_stack.url, headers=headers) as http:
         created = await http.post("/v1/orders", json=order_body(sku))
         assert created.status_code == 201, created.text
         order_id = created.json()["id"]

@@ -42,7 +42,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
-        sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
+    )
+    op.create_index(
+        "uq_api_keys_live_name",
+        "api_keys",
+        ["name"],
+        unique=True,
+        postgresql_where=sa.text("revoked_at IS NULL"),
     )
     op.create_table(
         "webhook_deliveries",
@@ -62,4 +68,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
+    op.drop_index("uq_api_keys_live_name", table_name="api_keys")
     op.drop_table("api_keys")
