@@ -226,7 +226,9 @@ class PaymentActivities:
                 reference=reference,
                 detail=declined,
             )
-            await _update_order(conn, request.order_id, status)
+            await _update_order(
+                conn, request.order_id, None if request.replacing else status
+            )
             await append_event(
                 conn,
                 order_id=request.order_id,

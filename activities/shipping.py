@@ -112,7 +112,7 @@ class SandboxCarrier:
 
 
 def _shipment_values(shipment: ShipmentState) -> dict[str, Any]:
-    return shipment.model_dump(exclude={"shipment_id", "lines"})
+    return shipment.model_dump(exclude={"shipment_id", "lines", "held"})
 
 
 class ShippingActivities:

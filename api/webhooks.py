@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -67,18 +68,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
+_SIGNATURE = re.compile(r"^t=(\d{1,12}),v1=([0-9a-f]{64})$")
+
+
 def verify(secret: str, header: str | None, body: bytes, tolerance: int) -> None:
-    """Refuse (401) a body whose signature is missing, wrong or stale."""
-    fields = dict(
-        part.split("=", 1) for part in (header or "").split(",") if "=" in part
-    )
-    try:
-        timestamp = int(fields.get("t", ""))
-    except ValueError:
-        timestamp = 0
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    """Refuse (401) a body whose signature is missing, malformed, wrong or stale."""
+    match = _SIGNATURE.match((header or "").strip())
+    timestamp = int(match.group(1)) if match else 0
+    given = match.group(2).encode() if match else b""
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1].encode()
     fresh = abs(time.time() - timestamp) <= tolerance
-    if not (fresh and hmac.compare_digest(expected, fields.get("v1", ""))):
+    if not (match and fresh and hmac.compare_digest(expected, given)):
         raise Problem(
             401,
             "invalid-signature",
@@ -141,6 +141,7 @@ async def _accept(
         ) from None
     notification = PaymentNotification(
         event_id=event.id,
+        link_id=event.link_id,
         kind="paid" if event.type == "payment_link.paid" else "failed",
         amount_minor=amount_minor,
         currency=event.currency,

@@ -120,6 +120,7 @@ class PaymentNotification(BaseModel):
     """Signal from the payment provider's webhook about a payment link."""
 
     event_id: str
+    link_id: str | None = None
     kind: Literal["paid", "failed"]
     amount_minor: int
     currency: str

@@ -22,6 +22,9 @@ class AuthorizePayment(BaseModel):
     idempotency_key: str
     event_id: str
     at: datetime
+    # An amendment's new authorization: until it replaces the old one, the
+    # order's payment status stays what the old one says.
+    replacing: bool = False
 
 
 class Authorization(BaseModel):

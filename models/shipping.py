@@ -35,6 +35,7 @@ class ShipmentState(BaseModel):
     tracking_number: str | None = None
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
+    held: bool = False
 
     @property
     def has_left(self) -> bool:

@@ -10,6 +10,7 @@ voids, closes or refunds exactly what was done, and no more.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -87,6 +88,7 @@ class OrderPayment:
         self._authorization_key = ""
         self._link: PaymentLink | None = None
         self._paid_link: PaymentLink | None = None
+        self._links: dict[str, PaymentLink] = {}
         self._notifications: list[PaymentNotification] = []
         self._seen: set[str] = set()
         self._changes = 0
@@ -113,7 +115,9 @@ class OrderPayment:
                 self._p.undo.discard(VOID)
                 raise
 
-    async def _authorize(self, key: str, amount_minor: int) -> Authorization:
+    async def _authorize(
+        self, key: str, amount_minor: int, *, replacing: bool = False
+    ) -> Authorization:
         state = self._p.state
         try:
             authorization = await self._p.call(
@@ -127,6 +131,7 @@ class OrderPayment:
                     idempotency_key=key,
                     event_id=self._p.event_id(),
                     at=workflow.now(),
+                    replacing=replacing,
                 ),
                 Authorization,
                 summary="authorize payment",
@@ -152,14 +157,20 @@ class OrderPayment:
             "waiting for the customer to pay the payment link",
         )
         while self._paid_link is None:
-            assert self._link is not None
+            link = self._link
+            assert link is not None
+            # Wake on a webhook, or when an amendment replaced the link (and
+            # with it the deadline).
             arrived = await self._p.wait_for(
-                lambda: bool(self._notifications), self._link.expires_at
+                partial(self._news_since, link), link.expires_at
             )
-            if not arrived and self._paid_link is None:
+            if not arrived and self._link is link:
                 raise LinkExpired
             while self._notifications and self._paid_link is None:
                 await self._handle(self._notifications.pop(0))
+
+    def _news_since(self, link: PaymentLink) -> bool:
+        return bool(self._notifications) or self._link is not link
 
     async def _send_link(self, amount_minor: int) -> None:
         state = self._p.state
@@ -168,7 +179,7 @@ class OrderPayment:
         expires_at = workflow.now() + timedelta(
             seconds=self._p.order.policy.payment_link_seconds
         )
-        self._link = await self._p.call(
+        link = await self._p.call(
             "create_payment_link",
             CreatePaymentLink(
                 order_id=state.order_id,
@@ -182,11 +193,14 @@ class OrderPayment:
             PaymentLink,
             summary="send payment link",
         )
-        state.payment_link = PaymentLinkInfo(url=self._link.url, expires_at=expires_at)
+        self._link = link
+        self._links[link.link_id] = link
+        state.payment_link = PaymentLinkInfo(url=link.url, expires_at=expires_at)
+        state.payment_status = PaymentStatus.PENDING
         state.authorized_minor = amount_minor
 
     async def _handle(self, notification: PaymentNotification) -> None:
-        link = self._link
+        link = self._links.get(notification.link_id or "", self._link)
         assert link is not None
         if notification.kind == "failed":
             await self._p.note(
@@ -208,6 +222,14 @@ class OrderPayment:
             Captured,
             summary="record link payment",
         )
+        state = self._p.state
+        if link is not self._link or notification.amount_minor != state.total_minor:
+            # Paid on a link that an amendment replaced, or not the amount the
+            # order needs: give the money back and keep waiting.
+            await self._refund_link(
+                link, notification.amount_minor, "paid a link no longer valid"
+            )
+            return
         self._paid_link = link
         self._p.state.payment_status = PaymentStatus.CAPTURED
         self._p.state.captured_minor = captured.captured_minor
@@ -286,7 +308,7 @@ class OrderPayment:
         state = self._p.state
         previous = state.authorized_minor, state.payment_status
         try:
-            return await self._authorize(key, amount_minor)
+            return await self._authorize(key, amount_minor, replacing=True)
         finally:
             state.authorized_minor, state.payment_status = previous
 
@@ -308,10 +330,11 @@ class OrderPayment:
             state.authorized_minor = prepared.amount_minor
             await self._void(old, reason=f"replaced: {reason}", replaced=True)
         elif self._paid_link is not None:
-            if difference > 0:
-                await self._refund(difference, reason)
+            kept = state.captured_minor - state.refunded_minor
+            if kept > new_total_minor:
+                await self._refund(kept - new_total_minor, reason)
         elif self._link is not None and difference != 0:
-            await self._close_link()
+            await self._close_link(reason)
             await self._send_link(new_total_minor)
         elif self._authorization is not None and difference > 0:
             self._changes += 1
@@ -393,7 +416,7 @@ class OrderPayment:
             summary="void authorization",
         )
 
-    async def _close_link(self) -> None:
+    async def _close_link(self, reason: str | None = None) -> None:
         if self._link is None:
             return
         await self._p.call(
@@ -403,7 +426,7 @@ class OrderPayment:
                 payment_id=self._link.payment_id,
                 event_id=self._p.event_id(),
                 at=workflow.now(),
-                reason=self._p.undo_reason,
+                reason=reason or self._p.undo_reason,
             ),
             type(None),
             summary="close payment link",
@@ -418,13 +441,26 @@ class OrderPayment:
         )
 
     async def _refund(self, amount_minor: int, reason: str) -> None:
-        link = self._paid_link
-        assert link is not None
-        if amount_minor <= 0:
+        assert self._paid_link is not None
+        refunded = await self._refund_link(self._paid_link, amount_minor, reason)
+        if refunded is None:
             return
         state = self._p.state
+        state.refunded_minor = refunded.refunded_minor
+        state.payment_status = (
+            PaymentStatus.REFUNDED
+            if refunded.refunded_minor >= state.captured_minor
+            else PaymentStatus.PARTIALLY_REFUNDED
+        )
+
+    async def _refund_link(
+        self, link: PaymentLink, amount_minor: int, reason: str
+    ) -> Refunded | None:
+        if amount_minor <= 0:
+            return None
+        state = self._p.state
         self._changes += 1
-        refunded = await self._p.call(
+        return await self._p.call(
             "refund_payment",
             RefundPayment(
                 order_id=state.order_id,
@@ -438,10 +474,4 @@ class OrderPayment:
             ),
             Refunded,
             summary="refund payment",
-        )
-        state.refunded_minor = refunded.refunded_minor
-        state.payment_status = (
-            PaymentStatus.REFUNDED
-            if refunded.refunded_minor >= state.captured_minor
-            else PaymentStatus.PARTIALLY_REFUNDED
         )

@@ -141,10 +141,12 @@ class OrderWorkflow:
     def __init__(self, order: PlaceOrder) -> None:
         self.order = order
         self.state = OrderState.received(order)
-        self.undo = Compensations()
+        self.undo = Compensations(f"order {order.order_id}")
         self.undo_reason = "order not fulfilled"
         self._payment = OrderPayment(self)
         self._requests: list[_Pending] = []
+        self._serving: _Pending | None = None
+        self._ending = False
         self._reservation: Reservation | None = None
         self._restocked = False
         self._awaiting_stock = False
@@ -190,7 +192,10 @@ class OrderWorkflow:
     def _check_cancel(self, request: CancelOrder) -> None:
         _refuse(refusal(Action.CANCEL, self.state))
         if request.lines is not None:
-            self._units_to_cancel(request.lines)
+            try:
+                self._units_to_cancel(request.lines)
+            except _Refused as refused:
+                _refuse(refused.refusal)
 
     @workflow.update
     async def amend(self, request: AmendOrder) -> OrderState:
@@ -352,6 +357,8 @@ class OrderWorkflow:
             shipment = self._plan_shipment()
             child = await self._start_shipment(shipment)
         await self._payment.on_shipped()
+        # Requests still get their answer while the parcel travels.
+        await self.wait_for(child.done, None)
         self.shipment_progress(await child)
         await self._payment.on_delivered()
         await self.set_status(
@@ -370,13 +377,18 @@ class OrderWorkflow:
     async def _serve(self) -> None:
         while self._requests:
             pending = self._requests.pop(0)
+            self._serving = pending
             pending.refusal = refusal(pending.action, self.state)
             if pending.refusal is None:
                 try:
                     await self._carry_out(pending)
                 except _Refused as refused:
                     pending.refusal = refused.refusal
+                except OrderCancelled:
+                    # Answered once the cancellation has run (_end_cancelled).
+                    raise
             pending.done = True
+            self._serving = None
 
     async def _carry_out(self, pending: _Pending) -> None:
         request = pending.request
@@ -390,6 +402,10 @@ class OrderWorkflow:
             await self._release(request)
 
     async def _close_requests(self) -> None:
+        # A request the process was carrying out when the order ended (say, a
+        # step failed for good) is answered like the ones still queued.
+        if self._serving is not None and not self._serving.done:
+            self._requests.insert(0, self._serving)
         for pending in self._requests:
             pending.refusal = Refusal(
                 "order-closed", f"the order is {self.state.status}"
@@ -480,6 +496,9 @@ class OrderWorkflow:
             self._reservation = self._reservation.model_copy(
                 update={"lines": self._stock_lines()}
             )
+        elif self._awaiting_stock:
+            # Fewer units may fit in a warehouse now: try again.
+            self._restocked = True
 
     async def _amend(self, request: AmendOrder) -> None:
         if self._active_shipments():
@@ -530,14 +549,28 @@ class OrderWorkflow:
         await self._payment.commit(prepared, total, "order amended")
 
     async def _hold(self, request: HoldOrder) -> None:
+        live = self._live_shipment_runs()
+        for _, child in live:
+            await child.signal(ShipmentWorkflow.hold)
+        # Wait for each shipment to take the hold, or to say it is leaving.
+        await workflow.wait_condition(
+            lambda: all(
+                child.done()
+                or self._shipment(shipment.shipment_id).held
+                or self._shipment(shipment.shipment_id).has_left
+                for shipment, child in live
+            )
+        )
+        if self.state.shipped:
+            for _, child in self._live_shipment_runs():
+                await child.signal(ShipmentWorkflow.release)
+            raise _Refused("shipment-already-left", "a shipment has left the warehouse")
         self.state.hold = Hold(
             reason=request.reason,
             actor=request.actor,
             at=workflow.now(),
             resume_status=self.state.status,
         )
-        for _, child in self._live_shipment_runs():
-            await child.signal(ShipmentWorkflow.hold)
         await self.set_status(
             OrderStatus.ON_HOLD,
             "order.held",
@@ -565,6 +598,7 @@ class OrderWorkflow:
     async def _end_cancelled(
         self, request: CancelOrder, pending: _Pending | None
     ) -> None:
+        self._ending = True
         self.state.cancellation = Cancellation(
             reason=request.reason,
             note=request.note,
@@ -594,6 +628,7 @@ class OrderWorkflow:
             )
 
     async def _end_failed(self, failure: OrderFailed) -> None:
+        self._ending = True
         self.state.failure_reason = failure.reason
         self.state.failure_detail = failure.detail
         self.undo_reason = failure.reason
@@ -615,6 +650,7 @@ class OrderWorkflow:
     async def _end_cancelled_by_temporal(self) -> None:
         # Cancelled from outside the OMS (Temporal UI or CLI): stop the
         # shipments, undo what was done, record it, and end as cancelled.
+        self._ending = True
         self.undo_reason = "order cancelled through Temporal"
         for run in self._shipment_runs:
             if not run.done():
@@ -713,17 +749,12 @@ class OrderWorkflow:
         units: dict[int, int] = {}
         for item in lines:
             if item.line not in open_units:
-                raise ApplicationError(
-                    f"the order has no line {item.line}",
-                    type="invalid-lines",
-                    non_retryable=True,
-                )
+                raise _Refused("invalid-lines", f"the order has no line {item.line}")
             units[item.line] = units.get(item.line, 0) + item.quantity
             if units[item.line] > open_units[item.line]:
-                raise ApplicationError(
+                raise _Refused(
+                    "invalid-lines",
                     f"line {item.line} has {open_units[item.line]} units left",
-                    type="invalid-lines",
-                    non_retryable=True,
                 )
         return units
 
@@ -851,12 +882,17 @@ class OrderWorkflow:
         self, activity: str, arg: BaseModel, result_type: type[R], *, summary: str
     ) -> R:
         try:
-            return await run_step(activity, arg, result_type, summary=summary)
+            result = await run_step(activity, arg, result_type, summary=summary)
         except ActivityError as error:
             failure = _business_failure(error)
             if failure is None:
                 raise
             raise failure from error
+        # A cancel from Temporal that arrived while the step ran waited for it
+        # to finish (so what undoes it sees all it did); act on it now.
+        if workflow.cancellation_reason() is not None and not self._ending:
+            raise asyncio.CancelledError
+        return result
 
     def event_id(self) -> str:
         return str(workflow.uuid4())

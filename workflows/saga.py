@@ -11,7 +11,8 @@ Compensation = Callable[[], Awaitable[object]]
 class Compensations:
     """What to undo if the order cannot go on, in the order it must be undone."""
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
         self._steps: list[tuple[str, Compensation]] = []
 
     def add(self, name: str, undo: Compensation) -> None:
@@ -31,10 +32,12 @@ class Compensations:
         # Pop before running: a step that ran is never run again.
         while self._steps:
             name, undo = self._steps.pop()
-            workflow.logger.info("compensating: %s", name)
+            workflow.logger.info("%s: compensating: %s", self._owner, name)
             try:
                 await undo()
             except ActivityError as error:
-                workflow.logger.error("compensation %s failed: %s", name, error.cause)
+                workflow.logger.error(
+                    "%s: compensation %s failed: %s", self._owner, name, error.cause
+                )
                 failed.append(name)
         return failed

@@ -43,6 +43,7 @@ class ShipmentWorkflow:
         self._delivered: DeliveryConfirmation | None = None
         self._stop_requested = False
         self._held = False
+        self._leaving = False
 
     @workflow.run
     async def run(self, request: FulfilShipment) -> ShipmentState:
@@ -78,7 +79,8 @@ class ShipmentWorkflow:
         await self._until_released()
         if self._stop_requested:
             raise _Stopped
-        # From here on the parcel is leaving: a stop request no longer applies.
+        # From here on the parcel is leaving: stop and hold no longer apply.
+        self._leaving = True
         booking = await self._ship()
         await self._track(booking)
         await self._deliver()
@@ -106,13 +108,24 @@ class ShipmentWorkflow:
         self._stop_requested = True
 
     @workflow.signal
-    def hold(self) -> None:
-        """The order is on hold: go no further than the current step."""
+    async def hold(self) -> None:
+        """The order is on hold: do not leave the warehouse until released.
+
+        The order learns that the hold took (or that the parcel is leaving
+        already) from the progress this reports.
+        """
+        if self._leaving:
+            return
         self._held = True
+        self._shipment.held = True
+        await self._report()
 
     @workflow.signal
-    def release(self) -> None:
+    async def release(self) -> None:
         self._held = False
+        if self._shipment.held:
+            self._shipment.held = False
+            await self._report()
 
     async def _until_released(self) -> None:
         await workflow.wait_condition(lambda: not self._held or self._stop_requested)
