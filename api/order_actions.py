@@ -11,7 +11,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -184,6 +187,15 @@ async def _update(
             result_type=OrderState,
             rpc_timeout=UPDATE_TIMEOUT,
         )
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        # The update keeps going in the order; the same key fetches its answer.
+        raise Problem(
+            503,
+            "update-pending",
+            f"{action.capitalize()} still in progress",
+            "repeat the request with the same Idempotency-Key for its answer",
+            headers={"Retry-After": "5"},
+        ) from None
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         if isinstance(cause, ApplicationError) and cause.type:

@@ -8,7 +8,7 @@ authorized, while the parcel is being handed to the carrier) without sleeping.
 import asyncio
 from dataclasses import dataclass, field
 
-from activities.payment_gateway import GatewayResult, SandboxGateway
+from activities.payment_gateway import CardDeclined, GatewayResult, SandboxGateway
 from activities.shipping import CarrierBooking, SandboxCarrier
 
 
@@ -23,11 +23,17 @@ class Gate:
 
 
 class GatedGateway(SandboxGateway):
-    """Authorizations with a gated token wait until the test opens the gate."""
+    """Authorizations with a gated token wait until the test opens the gate.
+
+    Tokens in `decline_after_first` are approved once, then declined (a card
+    that cannot take an amendment's higher total).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.gates: dict[str, Gate] = {}
+        self.decline_after_first: set[str] = set()
+        self._approved: set[str] = set()
 
     def gate(self, token: str) -> Gate:
         return self.gates.setdefault(token, Gate())
@@ -37,6 +43,10 @@ class GatedGateway(SandboxGateway):
     ) -> GatewayResult:
         if token in self.gates:
             await self.gates[token].pass_through()
+        if token in self.decline_after_first:
+            if token in self._approved and idempotency_key not in self.charges:
+                raise CardDeclined("over the card's limit (test gateway)")
+            self._approved.add(token)
         return await super().authorize(
             token=token,
             amount_minor=amount_minor,

@@ -103,10 +103,15 @@ async def test_bad_or_stale_signatures_are_refused_and_change_nothing(
         "stale": sign(SECRET, now - 3600, body),
         "other body": sign(SECRET, now, webhook(link_id, "0.01")),
         "garbage": "t=abc,v1=",
+        "huge timestamp": "t=1" + "0" * 400 + ",v1=" + "0" * 64,
+        "not hex": f"t={now},v1=" + "é" * 64,
+        "two signatures": sign(SECRET, now, body) + "," + sign(SECRET, now, body),
         "missing": None,
     }
     for name, signature in attempts.items():
-        headers = {} if signature is None else {SIGNATURE_HEADER: signature}
+        headers: dict[bytes, bytes] = (
+            {} if signature is None else {SIGNATURE_HEADER.encode(): signature.encode()}
+        )
         answer = await api.post(
             "/v1/webhooks/payments/sandbox", content=body, headers=headers
         )

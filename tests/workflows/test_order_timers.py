@@ -8,6 +8,7 @@ stock released.
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payment_gateway import SandboxGateway
+from models.order_actions import AmendLine, AmendOrder
 from models.orders import (
     CancelReason,
     OrderPolicy,
@@ -98,3 +100,28 @@ async def test_order_waiting_for_stock_cancels_itself_at_its_deadline(
     assert await stock_of(engine, sku) == {FIRST: (1, 0)}
     assert await reservations_of(engine, order.order_id) == []
     assert await payments_of(engine, order.order_id) == []
+
+
+async def test_a_replaced_link_brings_its_own_deadline(
+    skipping: WorkflowEnvironment, engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 4})
+    order = place_order([(sku, 1)], method="link")  # links last a day
+    handle = await skipping.client.start_workflow(
+        OrderWorkflow.run, order, id=workflow_id_for(order.order_id), task_queue=QUEUE
+    )
+    await skipping.sleep(timedelta(hours=20))
+    await handle.execute_update(
+        OrderWorkflow.amend,
+        AmendOrder(lines=[AmendLine(sku=sku, name="s", quantity=2)], actor="ann"),
+    )
+
+    # Past the first link's deadline, within the new one's: still waiting.
+    await skipping.sleep(timedelta(hours=10))
+    waiting = await handle.query(OrderWorkflow.current_state)
+    state = await finished(handle)
+
+    assert waiting.status == OrderStatus.AWAITING_PAYMENT
+    assert state.cancellation is not None
+    assert state.cancellation.reason == CancelReason.PAYMENT_EXPIRED
+    assert await stock_of(engine, sku) == {FIRST: (4, 0)}
