@@ -1,20 +1,12 @@
-"""Webhooks from payment providers, verified by HMAC, turned into signals.
+"""Webhooks from payment providers, verified, turned into signals.
 
-A provider signs each delivery with the shared secret:
-
-    Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
-
-A signature that does not match, or a timestamp further than the tolerance
-from now, answers 401 and changes nothing. The sandbox gateway's payment
-links are paid through `/v1/sandbox/payment-links/{id}/pay`, which sends
-itself exactly such a signed webhook.
+Signatures are checked by api.webhook_signatures. The sandbox gateway's
+payment links are paid through `/v1/sandbox/payment-links/{id}/pay`, which
+sends itself exactly such a signed webhook.
 """
 
-import hashlib
-import hmac
 import json
 import logging
-import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.access import AnyCaller
 from api.deps import Services, ServicesDep
 from api.errors import FieldError, Problem, ProblemDetails, field_path
+from api.webhook_signatures import SIGNATURE_HEADER, sign, verify_delivery
 from db.payments import Payment
 from models.money import format_minor, to_minor
 from models.order_actions import PaymentNotification
@@ -38,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 
-SIGNATURE_HEADER = "Webhook-Signature"
 LinkId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 
 
@@ -57,34 +49,7 @@ class PaymentWebhook(BaseModel):
 
 
 class WebhookAccepted(BaseModel):
-    status: Literal["accepted", "ignored"]
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for a body, as a provider computes it."""
-    digest = hmac.new(
-        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-    ).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-_SIGNATURE = re.compile(r"^t=(\d{1,12}),v1=([0-9a-f]{64})$")
-
-
-def verify(secret: str, header: str | None, body: bytes, tolerance: int) -> None:
-    """Refuse (401) a body whose signature is missing, malformed, wrong or stale."""
-    match = _SIGNATURE.match((header or "").strip())
-    timestamp = int(match.group(1)) if match else 0
-    given = match.group(2).encode() if match else b""
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1].encode()
-    fresh = abs(time.time() - timestamp) <= tolerance
-    if not (match and fresh and hmac.compare_digest(expected, given)):
-        raise Problem(
-            401,
-            "invalid-signature",
-            "Invalid webhook signature",
-            f"{SIGNATURE_HEADER} is missing, wrong or older than {tolerance}s",
-        )
+    status: Literal["accepted", "ignored", "duplicate"]
 
 
 @router.post(
@@ -108,15 +73,11 @@ async def receive_payment_webhook(
 async def _accept(
     services: Services, provider: str, body: bytes, signature: str | None
 ) -> WebhookAccepted:
-    settings = services.settings
-    if provider != settings.payment_gateway:
+    if provider != services.settings.payment_gateway:
         raise Problem(404, "provider-not-found", "Unknown payment provider", provider)
-    verify(
-        settings.payment_webhook_secret.get_secret_value(),
-        signature,
-        body,
-        settings.webhook_tolerance_seconds,
-    )
+    if not await verify_delivery(services, provider, signature, body):
+        logger.warning("payment webhook replayed from %s, ignored", provider)
+        return WebhookAccepted(status="duplicate")
     event = _parse(body)
     async with services.engine.connect() as conn:
         payment = (
@@ -249,8 +210,8 @@ async def pay_sandbox_link(
             "detail": None if outcome == "paid" else "card declined (sandbox)",
         }
     ).encode()
-    secret = services.settings.payment_webhook_secret.get_secret_value()
-    signature = sign(secret, int(time.time()), body)
+    secret = services.settings.webhook_secrets[services.settings.payment_gateway]
+    signature = sign(secret.get_secret_value(), int(time.time()), body)
     return await _accept(services, services.settings.payment_gateway, body, signature)
 
 

@@ -45,10 +45,10 @@ class Settings(BaseSettings):
 
     # Payments: the built-in sandbox unless a provider is configured.
     payment_gateway: str = "sandbox"
-    payment_webhook_secret: SecretStr = Field(
-        default=SecretStr("sandbox-webhook-secret"),
-        description="HMAC secret of the payment provider's webhooks; set it in "
-        "production",
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default={"sandbox": SecretStr("sandbox-webhook-secret")},
+        description='HMAC secret per webhook provider, as JSON: {"provider": '
+        '"secret"}; set your own in production',
     )
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
 

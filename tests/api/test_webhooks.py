@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.webhooks import SIGNATURE_HEADER, sign
+from api.webhook_signatures import SIGNATURE_HEADER, sign
 from db.payments import Payment
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct
@@ -72,14 +72,18 @@ async def test_signed_webhook_pays_the_link_and_the_order_goes_on(
     order_id, link_id = await link_order(api, client, engine, sku)
     body = webhook(link_id)
 
+    signature = {SIGNATURE_HEADER: sign(SECRET, int(time.time()), body)}
+
     answer = await api.post(
-        "/v1/webhooks/payments/sandbox",
-        content=body,
-        headers={SIGNATURE_HEADER: sign(SECRET, int(time.time()), body)},
+        "/v1/webhooks/payments/sandbox", content=body, headers=signature
+    )
+    replayed = await api.post(
+        "/v1/webhooks/payments/sandbox", content=body, headers=signature
     )
 
     assert answer.status_code == 202
     assert answer.json() == {"status": "accepted"}
+    assert replayed.json() == {"status": "duplicate"}
     handle = client.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(order_id)
     )
