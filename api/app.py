@@ -38,9 +38,7 @@ def create_app(
             yield
             return
         engine = create_engine(settings.database_url)
-        temporal = await connect(
-            settings.temporal_address, settings.temporal_namespace, wait_seconds=30
-        )
+        temporal = await connect(settings, wait_seconds=30)
         app.state.services = Services(engine, temporal, settings)
         logger.info(
             "API connected to Temporal at %s (namespace %s)",

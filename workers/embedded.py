@@ -104,7 +104,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 @contextmanager
 def temporal_dev_server(
-    db_file: Path, *, port: int, ui_port: int, namespace: str, log_file: Path
+    db_file: Path,
+    *,
+    port: int,
+    ui_port: int,
+    namespace: str,
+    log_file: Path,
+    codec_endpoint: str | None = None,
 ) -> Iterator[str]:
     """Run `temporal server start-dev` persisting to `db_file`; yield its address."""
     for needed in (port, ui_port):
@@ -132,6 +138,8 @@ def temporal_dev_server(
         "warn",
         "--ui-disable-news-fetch",
     ]
+    if codec_endpoint:
+        command += ["--ui-codec-endpoint", codec_endpoint]
     started = time.monotonic()
     with log_file.open("ab") as log:
         process = subprocess.Popen(

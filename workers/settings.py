@@ -38,6 +38,19 @@ class Settings(BaseSettings):
         "http://OMS_API_HOST:OMS_API_PORT",
     )
 
+    # Encryption of Temporal payloads (customer data in workflow histories).
+    codec_keys: dict[str, SecretStr] = Field(
+        default={},
+        description='AES-256 keys by id, as JSON: {"id": "<urlsafe base64>"}; '
+        "empty: payloads are not encrypted (oms dev makes a key of its own)",
+    )
+    codec_key_id: str = Field(default="", description="the key id new payloads use")
+    codec_port: int = Field(default=8234, description="port of oms codec-server")
+    codec_cors_origins: list[str] = Field(
+        default=["http://localhost:8233", "http://127.0.0.1:8233"],
+        description="Temporal UI origins allowed to call the codec server",
+    )
+
     # Limits on every API key and request.
     rate_limit_per_second: float = Field(default=50, gt=0)
     rate_limit_burst: float = Field(default=100, ge=1)
@@ -56,6 +69,12 @@ class Settings(BaseSettings):
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
     sandbox_pack_seconds: float = Field(default=2.0, ge=0)
     sandbox_transit_seconds: float = Field(default=5.0, ge=0)
+
+    @property
+    def codec_secrets(self) -> dict[str, str]:
+        return {
+            key_id: key.get_secret_value() for key_id, key in self.codec_keys.items()
+        }
 
     @property
     def api_url(self) -> str:

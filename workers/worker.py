@@ -94,9 +94,7 @@ def build_worker(
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
     engine = create_engine(settings.database_url)
-    client = await connect(
-        settings.temporal_address, settings.temporal_namespace, wait_seconds=30
-    )
+    client = await connect(settings, wait_seconds=30)
     worker = build_worker(client, engine, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ API processes of its own.
 """
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -58,6 +59,9 @@ async def dev_stack(
         "OMS_TEMPORAL_ADDRESS": client.service_client.config.target_host,
         "OMS_TEMPORAL_TASK_QUEUE": f"oms-dev-test-{uuid.uuid4().hex[:8]}",
         "OMS_API_PORT": str(port),
+        "OMS_CODEC_PORT": str(free_port()),
+        "OMS_CODEC_KEYS": json.dumps(settings.codec_secrets),
+        "OMS_CODEC_KEY_ID": settings.codec_key_id,
         "OMS_DATA_DIR": str(tmp_path / "data"),
         "OMS_SANDBOX_PICK_SECONDS": "0.05",
         "OMS_SANDBOX_PACK_SECONDS": "0.05",

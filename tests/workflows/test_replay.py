@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from models.order_actions import (
@@ -36,7 +35,7 @@ from models.orders import (
     workflow_id_for,
 )
 from models.shipping import PackConfirmation, PickConfirmation, ShipmentStatus
-from tests.conftest import FIRST, MANUAL, MakeProduct
+from tests.conftest import CODEC_KEYS, FIRST, MANUAL, MakeProduct
 from tests.gates import GatedGateway
 from tests.helpers import (
     Handle,
@@ -52,6 +51,7 @@ from tests.helpers import (
     until_shipment,
     until_status,
 )
+from workers.codec import data_converter
 from workers.settings import Settings
 from workers.worker import WORKFLOWS
 from workflows.orders import OrderWorkflow
@@ -63,7 +63,10 @@ Scenario = Callable[[], Awaitable[tuple[PlaceOrder, Handle]]]
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    # Histories recorded before payloads were encrypted replay as they are.
+    return Replayer(
+        workflows=WORKFLOWS, data_converter=data_converter(CODEC_KEYS, "test-1")
+    )
 
 
 @pytest.mark.parametrize(
