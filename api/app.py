@@ -3,14 +3,16 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from api import catalog, health, inventory, order_actions, orders, webhooks
 from api.access import RateLimiter
 from api.deps import Services
-from api.errors import ProblemDetails, install_error_handlers
-from api.limits import BodyLimit
+from api.errors import ProblemDetails, document_problems, install_error_handlers
+from api.limits import BodyLimit, strict_query
 from db.engine import create_engine
 from workers.settings import Settings, get_settings
 from workers.temporal import connect
@@ -24,6 +26,19 @@ completed; stock, payments and the read model live in PostgreSQL.
 Errors are `application/problem+json` with a stable `type` per rule. Money is
 a decimal string with an ISO 4217 currency.
 """
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        app.openapi_schema = document_problems(
+            get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+        )
+    return app.openapi_schema
 
 
 def create_app(
@@ -55,6 +70,8 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(strict_query)],
+        generate_unique_id_function=lambda route: route.name,
         responses={
             422: {"model": ProblemDetails, "description": "Invalid request"},
             500: {"model": ProblemDetails, "description": "Internal error"},
@@ -68,6 +85,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(health.router)
     app.include_router(orders.router, prefix="/v1")
     app.include_router(order_actions.router, prefix="/v1")

@@ -185,3 +185,48 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             Problem(500, "internal-error", "Internal error", "the error was logged")
         )
+
+
+_EVERYWHERE = {
+    "413": "Request body too large",
+    "422": "Invalid request",
+    "500": "Internal error",
+    "503": "A backend is unavailable",
+}
+_WITH_A_KEY = {
+    "401": "No API key, or an unknown or revoked one",
+    "403": "The key's role (or channel) may not do this",
+    "429": "Too many requests for this key; see Retry-After",
+}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Describe every error answer as what it is: problem+json, for each route.
+
+    FastAPI documents error models as application/json; the API answers them
+    as application/problem+json, and lists the errors every route can give.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(
+        "ProblemDetails", ProblemDetails.model_json_schema(ref_template="")
+    )
+    problem = {"application/problem+json": {"schema": {"$ref": _REF}}}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            common = dict(_EVERYWHERE)
+            if operation.get("security"):
+                common.update(_WITH_A_KEY)
+            if "requestBody" in operation:
+                common["400"] = "The body is not JSON"
+            for code, description in common.items():
+                responses.setdefault(code, {"description": description})
+            for code, response in responses.items():
+                if code[0] in "45":
+                    response["content"] = problem
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
+
+
+_REF = "#/components/schemas/ProblemDetails"

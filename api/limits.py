@@ -1,8 +1,15 @@
-"""Request limits that apply before any route runs."""
+"""Request limits and strictness that apply before any route runs."""
 
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, get_args, get_origin
+
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import Problem, problem_response
+from api.errors import FieldError, Problem, problem_response
 
 
 class BodyLimit:
@@ -59,3 +66,53 @@ class BodyLimit:
             )
         )
         await response(scope, receive, send)
+
+
+def _is_sequence(annotation: Any) -> bool:
+    if get_origin(annotation) in (list, set, frozenset, tuple):
+        return True
+    return any(_is_sequence(arg) for arg in get_args(annotation))
+
+
+def _query_params(dependant: Dependant) -> Iterator[Any]:
+    yield from dependant.query_params
+    for dependency in dependant.dependencies:
+        yield from _query_params(dependency)
+
+
+def _query_names(route: APIRoute) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameters a route declares, and those that may repeat."""
+    names, repeatable = set(), set()
+    for param in _query_params(route.dependant):
+        names.add(param.alias)
+        if _is_sequence(param.field_info.annotation):
+            repeatable.add(param.alias)
+    return frozenset(names), frozenset(repeatable)
+
+
+async def strict_query(request: Request) -> None:
+    """Refuse query parameters a route does not declare, or repeats of one.
+
+    A misspelt filter (`?stauts=paid`) would otherwise be ignored, and the
+    caller would act on every order instead of the ones they meant.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    names, repeatable = _query_names(route)
+    errors = []
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    for key, count in counts.items():
+        if key not in names:
+            errors.append(FieldError(field=key, message="unknown query parameter"))
+        elif count > 1 and key not in repeatable:
+            errors.append(FieldError(field=key, message="given more than once"))
+    if errors:
+        fields = ", ".join(sorted(error.field for error in errors))
+        raise Problem(
+            422,
+            "validation-error",
+            "The request is not valid",
+            f"invalid fields: {fields}",
+            errors=errors,
+        )

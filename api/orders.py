@@ -57,13 +57,34 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _links(reference: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links: where a client (or a stateful fuzzer) can go next."""
+    return {
+        operation: {"operationId": operation, "parameters": {"reference": reference}}
+        for operation in operations
+    }
+
+
+FOLLOW_ORDER = _links(
+    "$response.body#/id",
+    "get_order",
+    "get_timeline",
+    "cancel_order",
+    "amend_order",
+    "hold_order",
+    "release_order",
+)
+
+
 @router.post(
     "/orders",
     status_code=status.HTTP_201_CREATED,
     responses={
+        201: {"description": "The order, taken in", "links": FOLLOW_ORDER},
         200: {
             "model": OrderPublic,
             "description": "The order this request created before",
+            "links": FOLLOW_ORDER,
         },
         404: {"model": ProblemDetails, "description": "Unknown SKU"},
     },
@@ -107,7 +128,15 @@ async def get_order(
     return OrderPublic.of(await current_state(services, order))
 
 
-@router.get("/orders")
+@router.get(
+    "/orders",
+    responses={
+        200: {
+            "description": "A page of orders",
+            "links": _links("$response.body#/items/0/id", "get_order", "get_timeline"),
+        }
+    },
+)
 async def list_orders(
     conn: ConnectionDep,
     caller: Reader,

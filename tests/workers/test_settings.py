@@ -46,7 +46,7 @@ def test_compose_sets_only_settings_the_code_reads() -> None:
         if any(key.startswith("OMS_") for key in service.get("environment", {}))
     }
 
-    assert set(app_services) == {"migrate", "api", "worker"}
+    assert set(app_services) == {"migrate", "api", "worker", "codec-server"}
     for name, service in app_services.items():
         oms_vars = {k for k in service["environment"] if k.startswith("OMS_")}
         assert oms_vars <= known, f"{name} sets unknown settings {oms_vars - known}"
@@ -63,3 +63,24 @@ def test_compose_wires_services_to_each_other() -> None:
     assert "@postgresql:" in env["OMS_DATABASE_URL"]
     assert "postgresql" in services
     assert services["api"]["ports"] == [f"{env['OMS_API_PORT']}:{env['OMS_API_PORT']}"]
+
+
+def test_compose_points_the_temporal_ui_at_the_codec_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    codec = services["codec-server"]
+    port = codec["environment"]["OMS_CODEC_PORT"]
+    ui_port = services["temporal-ui"]["ports"][0].split(":")[0]
+
+    endpoint = services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"]
+    assert endpoint == f"http://localhost:{port}"
+    assert codec["ports"] == [f"{port}:{port}"]
+    monkeypatch.setenv(
+        "OMS_CODEC_CORS_ORIGINS", codec["environment"]["OMS_CODEC_CORS_ORIGINS"]
+    )
+    origins = Settings(_env_file=None).codec_cors_origins
+    assert f"http://localhost:{ui_port}" in origins
+    # Every process that touches payloads encrypts them with the same keys.
+    for name in ("api", "worker", "codec-server"):
+        assert "OMS_CODEC_KEYS" in services[name]["environment"]
