@@ -152,7 +152,7 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Caller]]:
                 403,
                 "forbidden",
                 "Not allowed",
-                f"a {caller.role} key cannot do this; it needs "
+                f"a key of role {caller.role} cannot do this; it needs "
                 + " or ".join(sorted(allowed)),
             )
         return caller

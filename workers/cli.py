@@ -81,34 +81,44 @@ def _codec_server(settings: Settings) -> int:
     return 0
 
 
+def _database_url(settings: Settings, command: str) -> str:
+    """OMS_DATABASE_URL, or else the embedded server of a running `oms dev`."""
+    from workers.embedded import running_dev_database
+
+    url = settings.database_url or running_dev_database(settings.data_dir)
+    if not url:
+        raise SystemExit(
+            f"oms {command}: set OMS_DATABASE_URL (or start `oms dev` in "
+            f"{settings.data_dir})"
+        )
+    return url
+
+
 def _migrate(settings: Settings) -> int:
     from db.migrate import upgrade
 
-    if not settings.database_url:
-        raise SystemExit("oms migrate: set OMS_DATABASE_URL")
-    upgrade(settings.database_url)
+    upgrade(_database_url(settings, "migrate"))
     return 0
 
 
 def _seed(settings: Settings) -> int:
     from db.seed import seed_database
 
-    if not settings.database_url:
-        raise SystemExit("oms seed: set OMS_DATABASE_URL")
-    asyncio.run(seed_database(settings.database_url))
+    asyncio.run(seed_database(_database_url(settings, "seed")))
     return 0
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import OperationalError
+
     from api.access import create_key, revoke_key
     from db.engine import create_engine
     from models.rules import Role
 
-    if not settings.database_url:
-        raise SystemExit("oms keys: set OMS_DATABASE_URL")
+    url = _database_url(settings, "keys")
 
     async def run() -> int:
-        engine = create_engine(settings.database_url, pool_size=1)
+        engine = create_engine(url, pool_size=1)
         try:
             if args.action == "create":
                 key = await create_key(
@@ -128,6 +138,8 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         return asyncio.run(run())
     except ValueError as error:
         raise SystemExit(f"oms keys: {error}") from None
+    except OperationalError as error:
+        raise SystemExit(f"oms keys: cannot reach the database: {error.orig}") from None
 
 
 COMMANDS = {

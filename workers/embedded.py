@@ -41,6 +41,16 @@ def wheel_binary(name: str) -> str:
     return found
 
 
+def running_dev_database(data_dir: Path, database: str = "oms") -> str | None:
+    """The URL of the embedded PostgreSQL that `oms dev` runs in `data_dir`, if up."""
+    pgdata = data_dir.expanduser().resolve() / "postgres"
+    for sock in pgdata.glob(".s.PGSQL.*"):
+        if sock.suffix != ".lock":
+            port = sock.name.rsplit(".", 1)[-1]
+            return f"postgresql://postgres@/{quote(database)}?host={pgdata}&port={port}"
+    return None
+
+
 @contextmanager
 def embedded_postgres(pgdata: Path, database: str = "oms") -> Iterator[str]:
     """Run PostgreSQL on `pgdata` (created if new); yield the database's URL."""

@@ -22,6 +22,7 @@ from temporalio.client import Client
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct
 from tests.helpers import RESULT_TIMEOUT, finished, order_body
+from workers.embedded import running_dev_database
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
 
@@ -112,3 +113,17 @@ async def test_oms_dev_takes_an_order_to_completed_and_stops_on_sigterm(
     await asyncio.wait_for(dev_stack.read_until("oms dev stopped"), RESULT_TIMEOUT)
     assert await asyncio.wait_for(dev_stack.process.wait(), RESULT_TIMEOUT) == 0
     assert any("worker stopped" in line for line in dev_stack.log)
+
+
+def test_commands_find_the_database_of_a_running_oms_dev(tmp_path: Path) -> None:
+    pgdata = tmp_path / "postgres"
+    pgdata.mkdir()
+    assert running_dev_database(tmp_path) is None
+
+    (pgdata / ".s.PGSQL.5433.lock").touch()
+    assert running_dev_database(tmp_path) is None  # a stale lock, no server
+    (pgdata / ".s.PGSQL.5433").touch()
+
+    assert running_dev_database(tmp_path) == (
+        f"postgresql://postgres@/oms?host={pgdata}&port=5433"
+    )
