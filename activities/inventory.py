@@ -1,7 +1,8 @@
-"""Stock: reserve an order's lines in one warehouse, release or consume them.
+"""Stock: reserve an order's lines where the broker says, release or consume them.
 
-A reservation is one transaction per warehouse: every line is reserved there or
-none is. Stock rows are locked in SKU order so two orders never deadlock, and
+A reservation is one transaction: every line is reserved as planned or none
+is. Stock rows are locked in (SKU, warehouse) order so two orders never
+deadlock, and
 the CHECK on stock_levels is the last guard against overselling.
 """
 
@@ -18,8 +19,11 @@ from temporalio.exceptions import ApplicationError
 from db.inventory import Reservation as ReservationRow
 from db.inventory import ReservationState, StockLevel, Warehouse
 from db.orders import OrderEvent, append_event
+from models.broker import Stock, WarehouseProfile, plan_sourcing
 from models.errors import FailureType
 from models.inventory import (
+    Allocation,
+    Destination,
     ReleaseLines,
     ReleaseStock,
     Reservation,
@@ -27,6 +31,8 @@ from models.inventory import (
     StockLine,
     StockReleased,
 )
+
+_PLANNING_ATTEMPTS = 5
 
 
 class _WarehouseShort(Exception):
@@ -41,42 +47,57 @@ async def lock_order(conn: AsyncConnection, order_id: str) -> None:
     )
 
 
-async def _candidate_warehouses(
-    conn: AsyncConnection, lines: Sequence[StockLine]
-) -> list[str]:
-    """Warehouses that can ship every line now, best priority first."""
-    wanted: dict[str, int] = defaultdict(int)
-    for line in lines:
-        wanted[line.sku] += line.quantity
-    rows = await conn.execute(
+async def _stock_and_warehouses(
+    conn: AsyncConnection, request: ReserveStock
+) -> tuple[Stock, list[WarehouseProfile]]:
+    """What each warehouse that may ship the order can promise of its SKUs."""
+    query = (
         select(
-            StockLevel.warehouse,
+            Warehouse.code,
+            Warehouse.country,
+            Warehouse.region,
+            Warehouse.priority,
             StockLevel.sku,
-            (StockLevel.on_hand - StockLevel.reserved).label("available"),
+            (StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock).label(
+                "available"
+            ),
         )
         .join(Warehouse, Warehouse.code == StockLevel.warehouse)
-        .where(StockLevel.sku.in_(wanted))
-        .order_by(Warehouse.priority, Warehouse.code)
+        .where(
+            StockLevel.sku.in_({line.sku for line in request.lines}),
+            Warehouse.ships_parcels,
+        )
     )
-    available: dict[str, dict[str, int]] = {}
-    for warehouse, sku, units in rows:
-        available.setdefault(warehouse, {})[sku] = units
-    return [
-        warehouse
-        for warehouse, stock in available.items()
-        if all(stock.get(sku, 0) >= units for sku, units in wanted.items())
-    ]
+    if request.warehouses is not None:
+        query = query.where(Warehouse.code.in_(request.warehouses))
+    stock: Stock = {}
+    profiles: dict[str, WarehouseProfile] = {}
+    for row in await conn.execute(query):
+        profiles[row.code] = WarehouseProfile(
+            code=row.code, country=row.country, region=row.region, priority=row.priority
+        )
+        stock.setdefault(row.code, {})[row.sku] = max(0, row.available)
+    return stock, list(profiles.values())
 
 
-async def _reserve_in(
-    conn: AsyncConnection, order_id: str, warehouse: str, lines: Sequence[StockLine]
+async def _reserve(
+    conn: AsyncConnection, order_id: str, allocations: Sequence[Allocation]
 ) -> None:
-    for line in sorted(lines, key=lambda line: (line.sku, line.line)):
+    """Reserve every allocation; rows are taken in (SKU, warehouse) order."""
+    wanted = sorted(
+        (line.sku, allocation.warehouse, line.line, line.quantity)
+        for allocation in allocations
+        for line in allocation.lines
+    )
+    for sku, warehouse, _, quantity in wanted:
         taken = await conn.execute(
             update(StockLevel)
-            .where(StockLevel.sku == line.sku, StockLevel.warehouse == warehouse)
-            .where(StockLevel.on_hand - StockLevel.reserved >= line.quantity)
-            .values(reserved=StockLevel.reserved + line.quantity)
+            .where(StockLevel.sku == sku, StockLevel.warehouse == warehouse)
+            .where(
+                StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock
+                >= quantity
+            )
+            .values(reserved=StockLevel.reserved + quantity)
         )
         if taken.rowcount != 1:
             raise _WarehouseShort(warehouse)
@@ -85,12 +106,12 @@ async def _reserve_in(
         [
             {
                 "order_id": order_id,
-                "line": line.line,
-                "sku": line.sku,
+                "line": line,
+                "sku": sku,
                 "warehouse": warehouse,
-                "quantity": line.quantity,
+                "quantity": quantity,
             }
-            for line in lines
+            for sku, warehouse, line, quantity in wanted
         ]
     )
     await conn.execute(
@@ -105,23 +126,52 @@ async def _reserve_in(
     )
 
 
-async def _reserve_anywhere(
-    conn: AsyncConnection, order_id: str, lines: Sequence[StockLine]
-) -> str | None:
-    """Reserve every line in the best warehouse that has them all; its code."""
-    for warehouse in await _candidate_warehouses(conn, lines):
+async def _reserve_planned(
+    conn: AsyncConnection, request: ReserveStock
+) -> Reservation | None:
+    """Reserve the lines where the broker says; None if stock cannot cover them.
+
+    Another order may take the stock between planning and reserving (the
+    UPDATE's guard sees it): then plan again on what is left.
+    """
+    to = request.destination or Destination(country="")
+    for _ in range(_PLANNING_ATTEMPTS):
+        stock, warehouses = await _stock_and_warehouses(conn, request)
+        plan = plan_sourcing(
+            request.lines, stock, warehouses, to, max(1, request.max_shipments)
+        )
+        if plan is None:
+            return None
         try:
             async with conn.begin_nested():
-                await _reserve_in(conn, order_id, warehouse, lines)
-        except _WarehouseShort:
+                await _reserve(conn, request.order_id, plan.allocations)
+        except _WarehouseShort as short:
             activity.logger.info(
-                "order %s: stock in %s went to another order, trying next",
-                order_id,
-                warehouse,
+                "order %s: stock in %s went to another order, planning again",
+                request.order_id,
+                short,
             )
             continue
-        return warehouse
+        # In line order, as `_held` reads them back.
+        allocations = sorted(
+            plan.allocations, key=lambda a: min(line.line for line in a.lines)
+        )
+        return Reservation(
+            warehouse=allocations[0].warehouse,
+            lines=sorted(request.lines, key=lambda line: line.line),
+            allocations=allocations,
+            reason=plan.reason,
+        )
     return None
+
+
+def _describe(reservation: Reservation) -> str:
+    parts = []
+    for allocation in reservation.shipments:
+        units = sum(line.quantity for line in allocation.lines)
+        numbers = ", ".join(str(line.line) for line in allocation.lines)
+        parts.append(f"{units} in {allocation.warehouse} (lines {numbers})")
+    return "; ".join(parts)
 
 
 async def _release_all(conn: AsyncConnection, order_id: str) -> int:
@@ -213,39 +263,51 @@ async def consume_reservations(
     return units
 
 
+def _not_enough(request: ReserveStock) -> str:
+    if request.max_shipments <= 1:
+        return "no warehouse has every line of the order in stock"
+    return (
+        "the warehouses that may ship the order do not have its lines in stock "
+        f"for at most {request.max_shipments} shipments"
+    )
+
+
 class InventoryActivities:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     @activity.defn
     async def reserve_stock(self, request: ReserveStock) -> Reservation:
-        """Reserve every line in the first warehouse (by priority) that has it all."""
+        """Reserve every line where the broker says, all or nothing."""
         async with self._engine.begin() as conn:
             await lock_order(conn, request.order_id)
             held = await self._held(conn, request.order_id)
             if held is not None:
                 return held
-            warehouse = await _reserve_anywhere(conn, request.order_id, request.lines)
-            if warehouse is not None:
+            reservation = await _reserve_planned(conn, request)
+            if reservation is not None:
                 units = sum(line.quantity for line in request.lines)
+                where = _describe(reservation)
                 await append_event(
                     conn,
                     order_id=request.order_id,
                     event_id=request.event_id,
                     at=request.at,
                     type="stock.reserved",
-                    message=f"{units} units reserved in warehouse {warehouse}",
-                    data={"warehouse": warehouse, "units": units},
+                    message=f"{units} units reserved: {where}; {reservation.reason}",
+                    data={
+                        "warehouse": reservation.warehouse,
+                        "units": units,
+                        "allocations": [a.model_dump() for a in reservation.shipments],
+                        "reason": reservation.reason,
+                    },
                 )
                 activity.logger.info(
-                    "order %s: %s units reserved in %s",
-                    request.order_id,
-                    units,
-                    warehouse,
+                    "order %s: %s units reserved: %s", request.order_id, units, where
                 )
-                return Reservation(warehouse=warehouse, lines=request.lines)
+                return reservation
         raise ApplicationError(
-            "no warehouse has every line of the order in stock",
+            _not_enough(request),
             type=FailureType.OUT_OF_STOCK,
             non_retryable=True,
         )
@@ -290,20 +352,19 @@ class InventoryActivities:
                 assert held is not None, "a replaced reservation holds stock"
                 return held
             await _release_all(conn, request.order_id)
-            warehouse = await _reserve_anywhere(conn, request.order_id, request.lines)
-            if warehouse is None:
+            reservation = await _reserve_planned(conn, request)
+            if reservation is None:
                 raise ApplicationError(
-                    "no warehouse has every line of the amended order in stock",
+                    "the amended order: " + _not_enough(request),
                     type=FailureType.OUT_OF_STOCK,
                     non_retryable=True,
                 )
         activity.logger.info(
-            "order %s: reservation replaced, %s units in %s",
+            "order %s: reservation replaced: %s",
             request.order_id,
-            units,
-            warehouse,
+            _describe(reservation),
         )
-        return Reservation(warehouse=warehouse, lines=request.lines)
+        return reservation
 
     @activity.defn
     async def release_lines(self, request: ReleaseLines) -> StockReleased:
@@ -377,9 +438,33 @@ class InventoryActivities:
         ).all()
         if not rows:
             return None
+        by_warehouse: dict[str, list[StockLine]] = {}
+        units: dict[tuple[int, str], int] = defaultdict(int)
+        for r in rows:
+            by_warehouse.setdefault(r.warehouse, []).append(
+                StockLine(line=r.line, sku=r.sku, quantity=r.quantity)
+            )
+            units[(r.line, r.sku)] += r.quantity
+        reason = (
+            await conn.execute(
+                select(OrderEvent.data["reason"].astext)
+                .where(
+                    OrderEvent.order_id == order_id,
+                    OrderEvent.type == "stock.reserved",
+                )
+                .order_by(OrderEvent.at.desc())
+                .limit(1)
+            )
+        ).scalar()
         return Reservation(
             warehouse=rows[0].warehouse,
             lines=[
-                StockLine(line=r.line, sku=r.sku, quantity=r.quantity) for r in rows
+                StockLine(line=line, sku=sku, quantity=quantity)
+                for (line, sku), quantity in sorted(units.items())
             ],
+            allocations=[
+                Allocation(warehouse=warehouse, lines=lines)
+                for warehouse, lines in by_warehouse.items()
+            ],
+            reason=reason,
         )

@@ -183,6 +183,8 @@ async def channel_policy(conn: AsyncConnection, channel: str) -> OrderPolicy:
         backorder_seconds=row.backorder_seconds,
         ask_customer_seconds=row.ask_customer_seconds,
         payment_link_seconds=row.payment_link_seconds,
+        max_shipments=row.max_shipments,
+        warehouses=row.warehouses,
     )
 
 

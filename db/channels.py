@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, String
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column
@@ -22,6 +23,7 @@ class Channel(Base):
             "AND payment_link_seconds > 0",
             name="timeouts_positive",
         ),
+        CheckConstraint("max_shipments >= 1", name="max_shipments_positive"),
     )
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -30,4 +32,8 @@ class Channel(Base):
     backorder_seconds: Mapped[float] = mapped_column(default=14 * 86_400)
     ask_customer_seconds: Mapped[float] = mapped_column(default=3 * 86_400)
     payment_link_seconds: Mapped[float] = mapped_column(default=86_400)
+    # The warehouses that may ship this channel's orders (NULL: all of them),
+    # and how many shipments one order may be split into.
+    warehouses: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
+    max_shipments: Mapped[int] = mapped_column(server_default="3")
     created_at: Mapped[datetime] = created_at_column()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,10 +48,15 @@ class Warehouse(Base):
     code: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     country: Mapped[str] = mapped_column(String(2))
+    region: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[int] = mapped_column(default=100)
     confirmation: Mapped[str] = mapped_column(
         String(16), default=Confirmation.AUTOMATIC.value
     )
+    # Capabilities: the broker sources parcels only from warehouses that ship.
+    ships_parcels: Mapped[bool] = mapped_column(server_default=text("true"))
+    serves_pickup: Mapped[bool] = mapped_column(server_default=text("false"))
+    express: Mapped[bool] = mapped_column(server_default=text("false"))
 
 
 class StockLevel(Base):
@@ -59,6 +65,7 @@ class StockLevel(Base):
         CheckConstraint(
             "0 <= reserved AND reserved <= on_hand", name="reserved_within_on_hand"
         ),
+        CheckConstraint("safety_stock >= 0", name="safety_stock_not_negative"),
     )
 
     sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
@@ -67,6 +74,8 @@ class StockLevel(Base):
     )
     on_hand: Mapped[int]
     reserved: Mapped[int] = mapped_column(default=0)
+    # Units kept back from what can be promised (shop floor, damaged, buffer).
+    safety_stock: Mapped[int] = mapped_column(server_default="0")
     updated_at: Mapped[datetime] = updated_at_column()
 
 

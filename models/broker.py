@@ -19,7 +19,7 @@ from itertools import combinations
 
 from pydantic import BaseModel
 
-from models.inventory import StockLine
+from models.inventory import Allocation, Destination, StockLine
 
 
 class WarehouseProfile(BaseModel):
@@ -29,18 +29,6 @@ class WarehouseProfile(BaseModel):
     country: str
     region: str | None = None
     priority: int = 100
-
-
-class Destination(BaseModel):
-    country: str
-    region: str | None = None
-
-
-class Allocation(BaseModel):
-    """Units of the order's lines that one warehouse ships: one shipment."""
-
-    warehouse: str
-    lines: list[StockLine]
 
 
 class SourcingPlan(BaseModel):

@@ -11,16 +11,43 @@ class StockLine(BaseModel):
     quantity: int
 
 
+class Destination(BaseModel):
+    country: str
+    region: str | None = None
+
+
 class ReserveStock(BaseModel):
     order_id: str
     lines: list[StockLine]
     event_id: str
     at: datetime
+    # Where it goes and the channel's limits, for the broker.
+    destination: Destination | None = None
+    max_shipments: int = 1
+    warehouses: list[str] | None = None
+
+
+class Allocation(BaseModel):
+    """Units of the order's lines that one warehouse ships: one shipment."""
+
+    warehouse: str
+    lines: list[StockLine]
 
 
 class Reservation(BaseModel):
+    """What the order holds. `warehouse` and `lines`: the first allocation and
+    every line, as orders placed before the broker read them."""
+
     warehouse: str
     lines: list[StockLine]
+    allocations: list[Allocation] = []
+    reason: str | None = None
+
+    @property
+    def shipments(self) -> list[Allocation]:
+        return self.allocations or [
+            Allocation(warehouse=self.warehouse, lines=self.lines)
+        ]
 
 
 class ReleaseStock(BaseModel):

@@ -247,6 +247,8 @@ class OrderPolicy(BaseModel):
     backorder_seconds: float = 14 * 86_400
     ask_customer_seconds: float = 3 * 86_400
     payment_link_seconds: float = 86_400
+    max_shipments: int = 3
+    warehouses: list[str] | None = None
 
 
 class OrderCreate(Contract):

@@ -1,7 +1,7 @@
 """The order broker's rules, one at a time, on made-up stock."""
 
-from models.broker import Destination, SourcingPlan, WarehouseProfile, plan_sourcing
-from models.inventory import StockLine
+from models.broker import SourcingPlan, WarehouseProfile, plan_sourcing
+from models.inventory import Destination, StockLine
 
 BER = WarehouseProfile(code="BER", country="DE", region="BE", priority=1)
 MUC = WarehouseProfile(code="MUC", country="DE", region="BY", priority=2)
