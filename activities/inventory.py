@@ -24,10 +24,12 @@ from models.errors import FailureType
 from models.inventory import (
     Allocation,
     Destination,
+    OrderRef,
     ReleaseLines,
     ReleaseStock,
     Reservation,
     ReserveStock,
+    StockHeld,
     StockLine,
     StockReleased,
 )
@@ -311,6 +313,13 @@ class InventoryActivities:
             type=FailureType.OUT_OF_STOCK,
             non_retryable=True,
         )
+
+    @activity.defn
+    async def held_stock(self, request: OrderRef) -> StockHeld:
+        """What the order holds now and has not shipped, per warehouse."""
+        async with self._engine.connect() as conn:
+            held = await self._held(conn, request.order_id)
+        return StockHeld(allocations=[] if held is None else held.shipments)
 
     @activity.defn
     async def release_stock(self, request: ReleaseStock) -> StockReleased:

@@ -29,7 +29,12 @@ async def list_products(
     available = (
         select(
             StockLevel.sku,
-            func.sum(StockLevel.on_hand - StockLevel.reserved).label("available"),
+            func.sum(
+                func.greatest(
+                    StockLevel.on_hand - StockLevel.reserved - StockLevel.safety_stock,
+                    0,
+                )
+            ).label("available"),
         )
         .group_by(StockLevel.sku)
         .subquery()

@@ -147,7 +147,12 @@ async def _inventory(conn: AsyncConnection, sku: str) -> SkuInventory:
     if name is None:
         raise not_found("sku", sku)
     rows = await conn.execute(
-        select(StockLevel.warehouse, StockLevel.on_hand, StockLevel.reserved)
+        select(
+            StockLevel.warehouse,
+            StockLevel.on_hand,
+            StockLevel.reserved,
+            StockLevel.safety_stock,
+        )
         .join(Warehouse, Warehouse.code == StockLevel.warehouse)
         .where(StockLevel.sku == sku)
         .order_by(Warehouse.priority, Warehouse.code)
@@ -157,7 +162,8 @@ async def _inventory(conn: AsyncConnection, sku: str) -> SkuInventory:
             warehouse=row.warehouse,
             on_hand=row.on_hand,
             reserved=row.reserved,
-            available=row.on_hand - row.reserved,
+            safety_stock=row.safety_stock,
+            available=max(0, row.on_hand - row.reserved - row.safety_stock),
         )
         for row in rows
     ]

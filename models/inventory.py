@@ -50,6 +50,16 @@ class Reservation(BaseModel):
         ]
 
 
+class StockHeld(BaseModel):
+    """`held_stock`: what the order holds now, per warehouse."""
+
+    allocations: list[Allocation]
+
+
+class OrderRef(BaseModel):
+    order_id: str
+
+
 class ReleaseStock(BaseModel):
     order_id: str
     event_id: str
@@ -65,7 +75,8 @@ class WarehouseStock(BaseModel):
     warehouse: str
     on_hand: int
     reserved: int
-    available: int
+    safety_stock: int = Field(0, description="kept back, never promised")
+    available: int = Field(description="on hand - reserved - safety stock")
 
 
 class SkuInventory(BaseModel):
@@ -75,7 +86,9 @@ class SkuInventory(BaseModel):
     name: str
     on_hand: int
     reserved: int
-    available: int
+    available: int = Field(
+        description="available to promise: every warehouse's available units"
+    )
     warehouses: list[WarehouseStock]
 
 

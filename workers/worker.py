@@ -54,6 +54,7 @@ def activities(
         orders.record_order_event,
         orders.record_order_change,
         inventory.reserve_stock,
+        inventory.held_stock,
         inventory.replace_reservation,
         inventory.release_stock,
         inventory.release_lines,

@@ -251,6 +251,20 @@ class OrderPayment:
         self._p.undo.discard(VOID)
         await self._capture(f"{self._p.state.order_id}:capture:1")
 
+    async def on_shipment_left(
+        self, number: str, amount_minor: int, last: bool
+    ) -> None:
+        """A card is charged for each parcel as it leaves.
+
+        The authorization stays voidable until the last parcel has left, so
+        an order that fails in between gives back what it did not charge.
+        """
+        if self.method != PaymentMethod.CARD:
+            return
+        if last:
+            self._p.undo.discard(VOID)
+        await self._capture(f"{self._p.state.order_id}:capture:{number}", amount_minor)
+
     async def on_delivered(self) -> None:
         """Cash is collected by the carrier at the door."""
         if self.method != PaymentMethod.COD:
@@ -258,7 +272,7 @@ class OrderPayment:
         self._p.undo.discard(VOID)
         await self._capture(f"{self._p.state.order_id}:capture:cod")
 
-    async def _capture(self, key: str) -> None:
+    async def _capture(self, key: str, amount_minor: int | None = None) -> None:
         assert self._authorization is not None
         state = self._p.state
         captured = await self._p.call(
@@ -266,7 +280,9 @@ class OrderPayment:
             CapturePayment(
                 order_id=state.order_id,
                 payment_id=self._authorization.payment_id,
-                amount_minor=state.total_minor,
+                amount_minor=state.total_minor
+                if amount_minor is None
+                else amount_minor,
                 currency=state.currency,
                 idempotency_key=key,
                 event_id=self._p.event_id(),

@@ -21,10 +21,14 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from models.errors import FailureType
     from models.inventory import (
+        Allocation,
+        Destination,
+        OrderRef,
         ReleaseLines,
         ReleaseStock,
         Reservation,
         ReserveStock,
+        StockHeld,
         StockLine,
         StockReleased,
     )
@@ -70,6 +74,7 @@ with workflow.unsafe.imports_passed_through():
 
 R = TypeVar("R")
 Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder
+_Run = tuple[ShipmentState, workflow.ChildWorkflowHandle[Any, ShipmentState]]
 
 RELEASE_STOCK = "release stock"
 
@@ -306,12 +311,7 @@ class OrderWorkflow:
     async def _reserve(self) -> Reservation:
         return await self.call(
             "reserve_stock",
-            ReserveStock(
-                order_id=self.order.order_id,
-                lines=self._stock_lines(),
-                event_id=self.event_id(),
-                at=workflow.now(),
-            ),
+            self._reserve_request(self.state.lines),
             Reservation,
             summary="reserve stock",
         )
@@ -340,6 +340,83 @@ class OrderWorkflow:
             ) from None
 
     async def _fulfil(self) -> None:
+        if workflow.patched("split-shipments"):
+            await self._fulfil_split()
+        else:
+            await self._fulfil_single()
+
+    async def _fulfil_split(self) -> None:
+        """Ship what each warehouse holds as its own parcel, charged as it leaves;
+        done when every parcel is delivered."""
+        assert self._reservation is not None
+        runs = await self._dispatch(self._reservation.shipments)
+        await self.set_status(
+            OrderStatus.IN_FULFILMENT,
+            "order.in_fulfilment",
+            "; ".join(
+                f"shipment {shipment.number} goes out from {shipment.warehouse}"
+                for shipment, _ in runs
+            ),
+        )
+        charged: set[str] = set()
+        while True:
+            await self.wait_for(partial(self._news, runs, charged), None)
+            for shipment, _ in runs:
+                if self._shipment(shipment.shipment_id).has_left:
+                    if shipment.shipment_id not in charged:
+                        charged.add(shipment.shipment_id)
+                        await self._charge(shipment, last=len(charged) == len(runs))
+            if len(charged) == len(runs):
+                break
+            if all(self._left_or_ended(s, child) for s, child in runs):
+                # Stopped for a cancel: ship what the order still holds anew.
+                for shipment, child in runs:
+                    if shipment.shipment_id not in charged:
+                        self.shipment_progress(await child)
+                held = await self.call(
+                    "held_stock",
+                    OrderRef(order_id=self.order.order_id),
+                    StockHeld,
+                    summary="held stock",
+                )
+                runs = [r for r in runs if r[0].shipment_id in charged]
+                runs += await self._dispatch(held.allocations)
+        # Requests still get their answer while the parcels travel.
+        await self.wait_for(lambda: all(child.done() for _, child in runs), None)
+        for _, child in runs:
+            self.shipment_progress(await child)
+        await self._payment.on_delivered()
+        await self.set_status(
+            OrderStatus.DELIVERED, "order.delivered", "every shipment delivered"
+        )
+
+    async def _dispatch(self, allocations: list[Allocation]) -> list[_Run]:
+        shipments = [self._new_shipment(a.warehouse, a.lines) for a in allocations]
+        return [
+            (shipment, await self._start_shipment(shipment)) for shipment in shipments
+        ]
+
+    def _news(self, runs: list[_Run], charged: set[str]) -> bool:
+        """A parcel left and is not charged yet, or none is still in the warehouse."""
+        return any(
+            self._shipment(s.shipment_id).has_left and s.shipment_id not in charged
+            for s, _ in runs
+        ) or all(self._left_or_ended(s, child) for s, child in runs)
+
+    async def _charge(self, shipment: ShipmentState, last: bool) -> None:
+        """Capture the parcel's goods, with the delivery charge on the first."""
+        state = self.state
+        prices = {line.line: line.unit_price_minor for line in state.lines}
+        goods = sum(prices[line.line] * line.quantity for line in shipment.lines)
+        first = state.captured_minor == 0
+        amount = (
+            state.total_minor - state.captured_minor
+            if last
+            else goods + (state.shipping_minor if first else 0)
+        )
+        await self._payment.on_shipment_left(shipment.number, amount, last)
+
+    async def _fulfil_single(self) -> None:
         """Ship the order; capture when it leaves; done when it is delivered."""
         shipment = self._plan_shipment()
         await self.set_status(
@@ -534,12 +611,7 @@ class OrderWorkflow:
             try:
                 self._reservation = await self.call(
                     "replace_reservation",
-                    ReserveStock(
-                        order_id=self.order.order_id,
-                        lines=self._stock_lines(lines),
-                        event_id=self.event_id(),
-                        at=workflow.now(),
-                    ),
+                    self._reserve_request(lines),
                     Reservation,
                     summary="re-reserve stock",
                 )
@@ -670,14 +742,16 @@ class OrderWorkflow:
 
     def _plan_shipment(self) -> ShipmentState:
         assert self._reservation is not None
+        return self._new_shipment(self._reservation.warehouse, self._stock_lines())
+
+    def _new_shipment(self, warehouse: str, lines: list[StockLine]) -> ShipmentState:
         shipment = ShipmentState(
             shipment_id=str(workflow.uuid4()),
             number=f"{self.order.number}-{len(self.state.shipments) + 1}",
-            warehouse=self._reservation.warehouse,
+            warehouse=warehouse,
             lines=[
                 ShipmentLine(line=line.line, sku=line.sku, quantity=line.quantity)
-                for line in self.state.lines
-                if line.quantity > 0
+                for line in lines
             ],
         )
         self.state.shipments.append(shipment)
@@ -789,6 +863,19 @@ class OrderWorkflow:
                 )
             )
         return sorted(lines, key=lambda line: line.line)
+
+    def _reserve_request(self, lines: list[OrderLine]) -> ReserveStock:
+        address = self.state.shipping_address
+        policy = self.order.policy
+        return ReserveStock(
+            order_id=self.order.order_id,
+            lines=self._stock_lines(lines),
+            event_id=self.event_id(),
+            at=workflow.now(),
+            destination=Destination(country=address.country, region=address.region),
+            max_shipments=policy.max_shipments,
+            warehouses=policy.warehouses,
+        )
 
     def _stock_lines(self, lines: list[OrderLine] | None = None) -> list[StockLine]:
         return [

@@ -38,6 +38,7 @@ POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "record_order_event": DATABASE,
     "record_order_change": DATABASE,
     "reserve_stock": DATABASE,
+    "held_stock": DATABASE,
     "replace_reservation": DATABASE,
     "release_stock": DATABASE,
     "release_lines": DATABASE,

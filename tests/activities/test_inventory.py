@@ -4,8 +4,9 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
@@ -13,8 +14,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.inventory import InventoryActivities
 from db.inventory import StockLevel
+from db.orders import OrderEvent
 from models.errors import FailureType
 from models.inventory import (
+    Destination,
     ReleaseLines,
     ReleaseStock,
     Reservation,
@@ -193,3 +196,81 @@ async def test_replace_reservation_swaps_all_or_nothing_and_once(
     assert first == again
     assert await stock_of(engine, a) == {FIRST: (5, 1)}
     assert await stock_of(engine, b) == {FIRST: (1, 1)}
+
+
+async def test_safety_stock_is_never_promised_nor_reserved(
+    engine: AsyncEngine, api: httpx.AsyncClient, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5, SECOND: 4})
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(StockLevel)
+            .where(StockLevel.sku == sku, StockLevel.warehouse == FIRST)
+            .values(safety_stock=3)
+        )
+    order_id = str(uuid.uuid4())
+
+    inventory = (await api.get(f"/v1/inventory/{sku}")).json()
+    reservation = await reserve(engine, reserve_request(order_id, (sku, 4)))
+
+    assert inventory["available"] == 2 + 4
+    assert inventory["warehouses"][0] == {
+        "warehouse": FIRST,
+        "on_hand": 5,
+        "reserved": 0,
+        "safety_stock": 3,
+        "available": 2,
+    }
+    # FIRST comes first by priority but can promise only 2 of the 4.
+    assert reservation.warehouse == SECOND
+    assert await stock_of(engine, sku) == {FIRST: (5, 0), SECOND: (4, 4)}
+
+
+async def test_lines_split_where_the_broker_says_and_why_goes_on_the_timeline(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    a = await make_product({FIRST: 5})
+    b = await make_product({SECOND: 5})
+    order_id = str(uuid.uuid4())
+    request = reserve_request(order_id, (a, 2), (b, 1)).model_copy(
+        update={"max_shipments": 2, "destination": Destination(country="DE")}
+    )
+
+    reservation = await reserve(engine, request)
+
+    assert [
+        (x.warehouse, [line.sku for line in x.lines]) for x in reservation.shipments
+    ] == [
+        (FIRST, [a]),
+        (SECOND, [b]),
+    ]
+    async with engine.connect() as conn:
+        message = (
+            await conn.execute(
+                select(OrderEvent.message).where(
+                    OrderEvent.order_id == order_id, OrderEvent.type == "stock.reserved"
+                )
+            )
+        ).scalar_one()
+    assert message == (
+        f"3 units reserved: 2 in {FIRST} (lines 1); 1 in {SECOND} (lines 2); "
+        f"no warehouse has every line: 2 shipments, from {FIRST} and {SECOND}, "
+        "the fewest possible"
+    )
+    # Asked again (a retried activity), it answers the same.
+    assert await reserve(engine, request) == reservation
+
+
+async def test_a_channel_limited_to_some_warehouses_ships_only_from_them(
+    engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5, SECOND: 5})
+    order_id = str(uuid.uuid4())
+    request = reserve_request(order_id, (sku, 1)).model_copy(
+        update={"warehouses": [SECOND]}
+    )
+
+    reservation = await reserve(engine, request)
+
+    assert reservation.warehouse == SECOND
+    assert await stock_of(engine, sku) == {FIRST: (5, 0), SECOND: (5, 1)}

@@ -5,7 +5,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.payment_gateway import SandboxGateway
-from models.orders import FailureReason, OrderStatus, PaymentStatus
+from models.orders import FailureReason, OrderPolicy, OrderStatus, PaymentStatus
 from models.shipping import ShipmentStatus
 from tests.conftest import FIRST, SECOND, MakeProduct
 from tests.helpers import (
@@ -77,11 +77,13 @@ async def test_order_fails_out_of_stock_and_holds_nothing(
     engine: AsyncEngine,
     make_product: MakeProduct,
 ) -> None:
-    # Each warehouse has one of the two lines, none has both: no single
-    # warehouse can ship the order, and nothing may stay reserved anywhere.
+    # Each warehouse has one of the two lines, none has both, and the channel
+    # allows one shipment: nothing can ship, and nothing may stay reserved.
     only_first = await make_product({FIRST: 10})
     only_second = await make_product({SECOND: 10})
-    order = place_order([(only_first, 1), (only_second, 1)])
+    order = place_order(
+        [(only_first, 1), (only_second, 1)], policy=OrderPolicy(max_shipments=1)
+    )
 
     state = await finished(
         await start_order(client, order, settings.temporal_task_queue)
@@ -105,7 +107,7 @@ async def test_order_fails_out_of_stock_when_quantity_exceeds_stock(
     make_product: MakeProduct,
 ) -> None:
     scarce = await make_product({FIRST: 2, SECOND: 2})
-    order = place_order([(scarce, 3)])
+    order = place_order([(scarce, 5)])
 
     state = await finished(
         await start_order(client, order, settings.temporal_task_queue)
@@ -113,6 +115,45 @@ async def test_order_fails_out_of_stock_when_quantity_exceeds_stock(
 
     assert state.failure_reason == FailureReason.OUT_OF_STOCK
     assert await stock_of(engine, scarce) == {FIRST: (2, 0), SECOND: (2, 0)}
+
+
+async def test_lines_in_two_warehouses_ship_as_two_parcels_charged_apart(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    engine: AsyncEngine,
+    make_product: MakeProduct,
+) -> None:
+    shirt = await make_product({FIRST: 5})
+    mug = await make_product({SECOND: 5})
+    order = place_order([(shirt, 2), (mug, 1)], price_minor=1250)
+
+    state = await finished(
+        await start_order(client, order, settings.temporal_task_queue)
+    )
+
+    assert state.status == OrderStatus.COMPLETED
+    first, second = state.shipments
+    assert (first.warehouse, second.warehouse) == (FIRST, SECOND)
+    assert [(line.sku, line.quantity) for line in first.lines] == [(shirt, 2)]
+    assert [(line.sku, line.quantity) for line in second.lines] == [(mug, 1)]
+    for shipment in state.shipments:
+        assert shipment.status == ShipmentStatus.DELIVERED
+        assert shipment.tracking_number
+    assert first.tracking_number != second.tracking_number
+    # Each parcel is charged as it leaves: two captures, the total in all.
+    events = await payment_events_of(engine, order.order_id)
+    assert events[0] == ("authorize", 3750)
+    assert sorted(events[1:]) == [("capture", 1250), ("capture", 2500)]
+    assert state.captured_minor == state.total_minor == 3750
+    assert state.payment_status == PaymentStatus.CAPTURED
+    assert await stock_of(engine, shirt) == {FIRST: (3, 0)}
+    assert await stock_of(engine, mug) == {SECOND: (4, 0)}
+    timeline = await timeline_of(engine, order.order_id)
+    assert timeline.count("shipment.delivered") == 2
+    assert timeline.index("order.delivered") > max(
+        i for i, kind in enumerate(timeline) if kind == "shipment.delivered"
+    )
 
 
 async def test_declined_card_releases_the_reservation(

@@ -1,9 +1,11 @@
 """Replay: today's workflow code must replay the histories of earlier orders.
 
 `histories/` keeps histories recorded from real runs: `skeleton_*` from the
-first version of the order workflow, `saga_*` from representative orders of
-the current one (happy path, decline, cancel at several stages, amendment,
-payment link paid and expired, cash on delivery, partial cancel). A change to
+first version of the order workflow, `before-split-shipments_saga_*` from
+the version that shipped every order as one parcel, `saga_*` from
+representative orders of the current one (happy path, split across two
+warehouses, decline, cancel at several stages, amendment, payment link paid
+and expired, cash on delivery, partial cancel). A change to
 workflow code that would make a running order take a different path fails
 here; guard it with `workflow.patched` instead (see the README).
 
@@ -35,7 +37,7 @@ from models.orders import (
     workflow_id_for,
 )
 from models.shipping import PackConfirmation, PickConfirmation, ShipmentStatus
-from tests.conftest import CODEC_KEYS, FIRST, MANUAL, MakeProduct
+from tests.conftest import CODEC_KEYS, FIRST, MANUAL, SECOND, MakeProduct
 from tests.gates import GatedGateway
 from tests.helpers import (
     Handle,
@@ -90,6 +92,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
 ) -> None:
     queue = settings.temporal_task_queue
     automatic = await make_product({FIRST: 50})
+    elsewhere = await make_product({SECOND: 50})
     manual = await make_product({MANUAL: 50})
     other_manual = await make_product({MANUAL: 50})
 
@@ -146,6 +149,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
 
     scenarios: dict[str, Scenario] = {
         "completed": lambda: plain(place_order([(automatic, 1)])),
+        "split": lambda: plain(place_order([(automatic, 1), (elsewhere, 2)])),
         "declined": lambda: plain(place_order([(automatic, 1)], token="tok_decline")),
         "out_of_stock": lambda: plain(place_order([(automatic, 500)])),
         "cash_on_delivery": lambda: plain(place_order([(automatic, 1)], method="cod")),
