@@ -8,7 +8,15 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import catalog, health, inventory, order_actions, orders, webhooks
+from api import (
+    catalog,
+    health,
+    inventory,
+    order_actions,
+    orders,
+    shipments,
+    webhooks,
+)
 from api.access import RateLimiter
 from api.deps import Services
 from api.errors import ProblemDetails, document_problems, install_error_handlers
@@ -92,4 +100,5 @@ def create_app(
     app.include_router(webhooks.router, prefix="/v1")
     app.include_router(catalog.router, prefix="/v1")
     app.include_router(inventory.router, prefix="/v1")
+    app.include_router(shipments.router, prefix="/v1")
     return app

@@ -7,22 +7,16 @@ answer again instead of acting twice.
 """
 
 import logging
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
-from temporalio.client import (
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api.access import Caller, may
 from api.deps import Services, ServicesDep
 from api.errors import FieldError, Problem, ProblemDetails
 from api.intake import quote_lines
 from api.orders import OrderRef, current_state, visible_order
+from api.updates import run_update
 from models.order_actions import (
     AmendLine,
     AmendOrder,
@@ -48,9 +42,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["order actions"])
 
-UPDATE_TIMEOUT = timedelta(seconds=60)
 # Refusals about what the request says rather than about the order's state.
-UNPROCESSABLE = {"invalid-lines", "no-price"}
+UNPROCESSABLE = frozenset({"invalid-lines", "no-price"})
 
 ActionKey = Annotated[
     str | None,
@@ -178,45 +171,19 @@ async def _update(
     handle = services.temporal.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(order.order_id)
     )
-    update_id = None if idempotency_key is None else f"{action}:{idempotency_key}"
-    try:
-        state = await handle.execute_update(
-            action,
-            request,
-            id=update_id,
-            result_type=OrderState,
-            rpc_timeout=UPDATE_TIMEOUT,
-        )
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        # The update keeps going in the order; the same key fetches its answer.
-        raise Problem(
-            503,
-            "update-pending",
-            f"{action.capitalize()} still in progress",
-            "repeat the request with the same Idempotency-Key for its answer",
-            headers={"Retry-After": "5"},
-        ) from None
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        if isinstance(cause, ApplicationError) and cause.type:
-            status = 422 if cause.type in UNPROCESSABLE else 409
-            raise Problem(
-                status, cause.type, f"{action.capitalize()} refused", cause.message
-            ) from None
-        raise
-    except RPCError as error:
-        if error.status not in (
-            RPCStatusCode.NOT_FOUND,
-            RPCStatusCode.FAILED_PRECONDITION,
-        ):
-            raise
-        # The workflow has ended: the order is closed for changes.
-        closed = await current_state(services, order)
-        raise Problem(
-            409,
-            "order-closed",
-            f"{action.capitalize()} refused",
-            f"the order is {closed.status}",
-        ) from None
+
+    async def closed() -> tuple[str, str]:
+        state = await current_state(services, order)
+        return "order-closed", f"the order is {state.status}"
+
+    state = await run_update(
+        handle,
+        action,
+        request,
+        OrderState,
+        idempotency_key=idempotency_key,
+        closed=closed,
+        unprocessable=UNPROCESSABLE,
+    )
     logger.info("order %s: %s by %s", order.order_id, action, request.actor)
     return OrderPublic.of(state)

@@ -1,10 +1,7 @@
 """Orders: create, read, list and follow them on their timeline."""
 
-import base64
-import binascii
 import logging
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
@@ -18,6 +15,7 @@ from api.access import Caller, Creator, Reader
 from api.deps import ConnectionDep, Services, ServicesDep
 from api.errors import Problem, ProblemDetails, not_found
 from api.intake import find_by_reference, mark_started, take_in
+from api.paging import decode_cursor, encode_cursor
 from api.read_model import order_summary, stored_state
 from db.orders import Order, OrderEvent
 from models.catalog import Page
@@ -156,12 +154,12 @@ async def list_orders(
     if caller.role == Role.INTEGRATOR:
         query = query.where(Order.channel == caller.channel)
     if cursor is not None:
-        created_at, order_id = _decode_cursor(cursor)
+        created_at, order_id = decode_cursor(cursor)
         query = query.where(tuple_(Order.created_at, Order.id) < (created_at, order_id))
     rows = (await conn.execute(query.limit(limit + 1))).all()
     items = [order_summary(row) for row in rows[:limit]]
     more = len(rows) > limit
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
     return Page(items=items, next_cursor=next_cursor)
 
 
@@ -237,19 +235,3 @@ async def current_state(services: Services, order: PlaceOrder) -> OrderState:
             )
     async with services.engine.connect() as conn:
         return await stored_state(conn, order)
-
-
-def _encode_cursor(created_at: datetime, order_id: str) -> str:
-    raw = f"{created_at.isoformat()}|{order_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, order_id = raw.split("|")
-        return datetime.fromisoformat(created_at), str(uuid.UUID(order_id))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Problem(
-            422, "invalid-cursor", "Invalid cursor", "pass back a next_cursor unchanged"
-        ) from None

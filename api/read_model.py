@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.orders import Order, OrderLine
@@ -74,13 +74,18 @@ async def stored_state(conn: AsyncConnection, order: PlaceOrder) -> OrderState:
 
 
 async def _shipments(conn: AsyncConnection, order_id: str) -> list[ShipmentState]:
-    shipments = (
-        await conn.execute(
-            select(Shipment)
-            .where(Shipment.order_id == order_id)
-            .order_by(Shipment.number)
-        )
-    ).all()
+    query = select(Shipment).where(Shipment.order_id == order_id)
+    return [
+        state
+        for _, state in await load_shipments(conn, query.order_by(Shipment.number))
+    ]
+
+
+async def load_shipments(
+    conn: AsyncConnection, query: Select[Any]
+) -> list[tuple[Any, ShipmentState]]:
+    """The shipments rows `query` selects, in its order, each with its lines."""
+    shipments = (await conn.execute(query)).all()
     lines = (
         await conn.execute(
             select(ShipmentLine)
@@ -89,22 +94,27 @@ async def _shipments(conn: AsyncConnection, order_id: str) -> list[ShipmentState
         )
     ).all()
     return [
-        ShipmentState(
-            shipment_id=shipment.id,
-            number=shipment.number,
-            warehouse=shipment.warehouse,
-            status=shipment.status,
-            lines=[
-                ShipmentLineModel(line=item.line, sku=item.sku, quantity=item.quantity)
-                for item in lines
-                if item.shipment_id == shipment.id
-            ],
-            package_code=shipment.package_code,
-            weight_grams=shipment.weight_grams,
-            carrier=shipment.carrier,
-            tracking_number=shipment.tracking_number,
-            shipped_at=shipment.shipped_at,
-            delivered_at=shipment.delivered_at,
+        (
+            shipment,
+            ShipmentState(
+                shipment_id=shipment.id,
+                number=shipment.number,
+                warehouse=shipment.warehouse,
+                status=shipment.status,
+                lines=[
+                    ShipmentLineModel(
+                        line=item.line, sku=item.sku, quantity=item.quantity
+                    )
+                    for item in lines
+                    if item.shipment_id == shipment.id
+                ],
+                package_code=shipment.package_code,
+                weight_grams=shipment.weight_grams,
+                carrier=shipment.carrier,
+                tracking_number=shipment.tracking_number,
+                shipped_at=shipment.shipped_at,
+                delivered_at=shipment.delivered_at,
+            ),
         )
         for shipment in shipments
     ]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 class ShipmentStatus(StrEnum):
     PENDING = "pending"
     PICKING = "picking"
+    PICKED = "picked"
     PACKED = "packed"
     SHIPPED = "shipped"
     DELIVERED = "delivered"
@@ -122,9 +123,14 @@ class Tracking(BaseModel):
 
 
 class PickConfirmation(BaseModel):
-    """Signal from warehouse staff: the shipment's lines are picked."""
+    """From warehouse staff: the shipment's lines are picked.
+
+    `found` lists the units found per line when fewer than asked were there
+    (a short pick); absent, every unit was found.
+    """
 
     actor: str
+    found: list[ShipmentLine] | None = None
 
 
 class PackConfirmation(BaseModel):

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.shipping import (
@@ -30,6 +31,10 @@ Condition = Callable[[], bool]
 
 class _Stopped(Exception):
     """The order stopped this shipment before it left."""
+
+
+def _refuse(rule: str, message: str) -> None:
+    raise ApplicationError(message, type=rule, non_retryable=True)
 
 
 @workflow.defn
@@ -70,6 +75,7 @@ class ShipmentWorkflow:
     async def _fulfil(self) -> ShipmentState:
         ticket = await self._start_picking()
         picked_by = await self._picking_done(ticket)
+        self._shipment.status = ShipmentStatus.PICKED
         await self._record(
             "shipment.picked", f"shipment {self._shipment.number} picked", picked_by
         )
@@ -97,6 +103,45 @@ class ShipmentWorkflow:
     @workflow.signal
     def confirm_packed(self, confirmation: PackConfirmation) -> None:
         self._packed = self._packed or confirmation
+
+    @workflow.update
+    async def pick(self, confirmation: PickConfirmation) -> ShipmentState:
+        """Warehouse staff confirm the picking; answered once it is recorded."""
+        self.confirm_picked(confirmation)
+        await workflow.wait_condition(
+            lambda: self._shipment.status != ShipmentStatus.PICKING
+        )
+        return self._shipment
+
+    @pick.validator
+    def _check_pick(self, confirmation: PickConfirmation) -> None:
+        if self._shipment.status != ShipmentStatus.PICKING or self._picked:
+            _refuse("not-picking", f"the shipment is {self._shipment.status}")
+        if confirmation.found is None:
+            return
+        asked = {line.line: line.quantity for line in self._shipment.lines}
+        for line in confirmation.found:
+            if line.line not in asked:
+                _refuse("invalid-lines", f"the shipment has no line {line.line}")
+            if not 0 <= line.quantity <= asked[line.line]:
+                _refuse(
+                    "invalid-lines",
+                    f"line {line.line}: between 0 and {asked[line.line]} units",
+                )
+
+    @workflow.update
+    async def pack(self, confirmation: PackConfirmation) -> ShipmentState:
+        """Warehouse staff confirm the packing; answered with the package code."""
+        self.confirm_packed(confirmation)
+        await workflow.wait_condition(
+            lambda: self._shipment.status != ShipmentStatus.PICKED
+        )
+        return self._shipment
+
+    @pack.validator
+    def _check_pack(self, confirmation: PackConfirmation) -> None:
+        if self._shipment.status != ShipmentStatus.PICKED or self._packed:
+            _refuse("not-picked", f"the shipment is {self._shipment.status}")
 
     @workflow.signal
     def confirm_delivered(self, confirmation: DeliveryConfirmation) -> None:

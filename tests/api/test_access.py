@@ -20,6 +20,8 @@ PROBLEM = "application/problem+json"
 EVERYONE = set(Role)
 READERS = {Role.INTEGRATOR, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
 NOBODY_KNOWN = "SO-999999999"
+NO_SHIPMENT = "00000000-0000-0000-0000-000000000000"
+SHIPMENT_READERS = {Role.WAREHOUSE, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
 
 # method, path, body, roles allowed. Bodies and ids are chosen so that an
 # allowed call is refused by what comes after access control (404 or 422)
@@ -56,6 +58,10 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
         {"warehouse": FIRST, "delta": 1, "reason": "count"},
         {Role.ADMIN},
     ),
+    ("GET", "/v1/shipments", None, SHIPMENT_READERS),
+    ("GET", f"/v1/shipments/{NO_SHIPMENT}", None, SHIPMENT_READERS),
+    ("POST", f"/v1/shipments/{NO_SHIPMENT}/picked", {}, {Role.WAREHOUSE, Role.ADMIN}),
+    ("POST", f"/v1/shipments/{NO_SHIPMENT}/packed", {}, {Role.WAREHOUSE, Role.ADMIN}),
     ("GET", "/v1/sandbox/payment-links/sbx_link_none", None, EVERYONE),
     ("POST", "/v1/sandbox/payment-links/sbx_link_none/pay", None, EVERYONE),
 ]
