@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from db.inventory import Reservation as ReservationRow
-from db.inventory import ReservationState, StockLevel, Warehouse
+from db.inventory import ReservationState, StockLevel, StockMovement, Warehouse
 from db.orders import OrderEvent, append_event
 from models.broker import Stock, WarehouseProfile, plan_sourcing
 from models.errors import FailureType
@@ -32,6 +32,7 @@ from models.inventory import (
     StockHeld,
     StockLine,
     StockReleased,
+    WriteOffShort,
 )
 
 _PLANNING_ATTEMPTS = 5
@@ -72,6 +73,8 @@ async def _stock_and_warehouses(
     )
     if request.warehouses is not None:
         query = query.where(Warehouse.code.in_(request.warehouses))
+    if request.exclude:
+        query = query.where(Warehouse.code.not_in(request.exclude))
     stock: Stock = {}
     profiles: dict[str, WarehouseProfile] = {}
     for row in await conn.execute(query):
@@ -208,7 +211,7 @@ async def _unreserve(
 
 async def _first_time(
     conn: AsyncConnection,
-    request: ReserveStock | ReleaseLines,
+    request: ReserveStock | ReleaseLines | WriteOffShort,
     event_type: str,
     message: str,
     data: dict[str, Any],
@@ -312,6 +315,120 @@ class InventoryActivities:
             _not_enough(request),
             type=FailureType.OUT_OF_STOCK,
             non_retryable=True,
+        )
+
+    @activity.defn
+    async def reserve_more(self, request: ReserveStock) -> Reservation:
+        """Reserve more lines for an order that holds some already (a short pick
+        re-sourced), never in a warehouse that holds any of these lines."""
+        async with self._engine.begin() as conn:
+            await lock_order(conn, request.order_id)
+            before = (
+                await conn.execute(
+                    select(OrderEvent.data).where(OrderEvent.id == request.event_id)
+                )
+            ).scalar()
+            if before is not None:
+                return Reservation.model_validate(before["reservation"])
+            holding = await conn.execute(
+                select(ReservationRow.warehouse)
+                .distinct()
+                .where(
+                    ReservationRow.order_id == request.order_id,
+                    ReservationRow.line.in_([line.line for line in request.lines]),
+                )
+            )
+            request = request.model_copy(
+                update={"exclude": [*request.exclude, *holding.scalars()]}
+            )
+            reservation = await _reserve_planned(conn, request)
+            if reservation is None:
+                raise ApplicationError(
+                    "no other warehouse has the missing units",
+                    type=FailureType.OUT_OF_STOCK,
+                    non_retryable=True,
+                )
+            units = sum(line.quantity for line in request.lines)
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="stock.reserved",
+                message=f"{units} more units reserved: {_describe(reservation)}",
+                data={"units": units, "reservation": reservation.model_dump()},
+            )
+        return reservation
+
+    @activity.defn
+    async def write_off_short(self, request: WriteOffShort) -> None:
+        """Units the pickers did not find: no longer reserved, no longer on hand."""
+        units = sum(line.quantity for line in request.lines)
+        async with self._engine.begin() as conn:
+            await lock_order(conn, request.order_id)
+            if not await _first_time(
+                conn,
+                request,
+                "stock.short_picked",
+                f"{units} units not found in {request.warehouse} for shipment "
+                f"{request.shipment_number}: written off",
+                {"units": units, "warehouse": request.warehouse},
+            ):
+                return
+            for line in sorted(request.lines, key=lambda line: (line.sku, line.line)):
+                await self._write_off(conn, request, line)
+        activity.logger.info(
+            "order %s: %s units short in %s written off",
+            request.order_id,
+            units,
+            request.warehouse,
+        )
+
+    @staticmethod
+    async def _write_off(
+        conn: AsyncConnection, request: WriteOffShort, line: StockLine
+    ) -> None:
+        row = (
+            await conn.execute(
+                select(ReservationRow.id, ReservationRow.quantity).where(
+                    ReservationRow.order_id == request.order_id,
+                    ReservationRow.line == line.line,
+                    ReservationRow.warehouse == request.warehouse,
+                    ReservationRow.state == ReservationState.RESERVED,
+                )
+            )
+        ).one()
+        change: dict[str, Any] = (
+            {"state": ReservationState.RELEASED}
+            if line.quantity >= row.quantity
+            else {"quantity": row.quantity - line.quantity}
+        )
+        await conn.execute(
+            update(ReservationRow).where(ReservationRow.id == row.id).values(change)
+        )
+        after = (
+            await conn.execute(
+                update(StockLevel)
+                .where(
+                    StockLevel.sku == line.sku,
+                    StockLevel.warehouse == request.warehouse,
+                )
+                .values(
+                    on_hand=StockLevel.on_hand - line.quantity,
+                    reserved=StockLevel.reserved - line.quantity,
+                )
+                .returning(StockLevel.on_hand)
+            )
+        ).scalar_one()
+        await conn.execute(
+            insert(StockMovement).values(
+                sku=line.sku,
+                warehouse=request.warehouse,
+                delta=-line.quantity,
+                on_hand_after=after,
+                reason=f"short pick, shipment {request.shipment_number}",
+                actor=request.actor,
+            )
         )
 
     @activity.defn

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
@@ -112,7 +112,26 @@ class SandboxCarrier:
 
 
 def _shipment_values(shipment: ShipmentState) -> dict[str, Any]:
-    return shipment.model_dump(exclude={"shipment_id", "lines", "held"})
+    return shipment.model_dump(exclude={"shipment_id", "lines", "held", "short"})
+
+
+async def _sync_lines(conn: AsyncConnection, shipment: ShipmentState) -> None:
+    """After a short pick: the lines hold what was found."""
+    await conn.execute(
+        delete(ShipmentLine).where(
+            ShipmentLine.shipment_id == shipment.shipment_id,
+            ShipmentLine.line.not_in([line.line for line in shipment.lines]),
+        )
+    )
+    for line in shipment.lines:
+        await conn.execute(
+            update(ShipmentLine)
+            .where(
+                ShipmentLine.shipment_id == shipment.shipment_id,
+                ShipmentLine.line == line.line,
+            )
+            .values(quantity=line.quantity)
+        )
 
 
 class ShippingActivities:
@@ -180,6 +199,8 @@ class ShippingActivities:
                 .where(Shipment.id == request.shipment.shipment_id)
                 .values(**_shipment_values(request.shipment))
             )
+            if request.shipment.short:
+                await _sync_lines(conn, request.shipment)
             await self._append(conn, request)
         activity.logger.info("order %s: %s", request.order_id, request.message)
 

@@ -25,6 +25,7 @@ class ReserveStock(BaseModel):
     destination: Destination | None = None
     max_shipments: int = 1
     warehouses: list[str] | None = None
+    exclude: list[str] = []
 
 
 class Allocation(BaseModel):
@@ -48,6 +49,18 @@ class Reservation(BaseModel):
         return self.allocations or [
             Allocation(warehouse=self.warehouse, lines=self.lines)
         ]
+
+
+class WriteOffShort(BaseModel):
+    """A short pick: `lines` are the units not found in `warehouse`."""
+
+    order_id: str
+    shipment_number: str
+    warehouse: str
+    lines: list[StockLine]
+    actor: str
+    event_id: str
+    at: datetime
 
 
 class StockHeld(BaseModel):

@@ -80,7 +80,8 @@ PAYMENT_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
 S = ShipmentStatus
 SHIPMENT_TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
     S.PENDING: frozenset({S.PICKING, S.CANCELLED}),
-    S.PICKING: frozenset({S.PICKING, S.PACKED, S.CANCELLED}),
+    S.PICKING: frozenset({S.PICKING, S.PICKED, S.CANCELLED}),
+    S.PICKED: frozenset({S.PACKED, S.CANCELLED}),
     S.PACKED: frozenset({S.SHIPPED, S.CANCELLED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.LOST}),
     S.DELIVERED: frozenset(),

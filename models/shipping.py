@@ -37,6 +37,8 @@ class ShipmentState(BaseModel):
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     held: bool = False
+    # Units of `lines` as first planned that the pickers did not find.
+    short: list[ShipmentLine] = []
 
     @property
     def has_left(self) -> bool:

@@ -55,6 +55,8 @@ def activities(
         orders.record_order_change,
         inventory.reserve_stock,
         inventory.held_stock,
+        inventory.reserve_more,
+        inventory.write_off_short,
         inventory.replace_reservation,
         inventory.release_stock,
         inventory.release_lines,

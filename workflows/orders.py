@@ -359,13 +359,21 @@ class OrderWorkflow:
             ),
         )
         charged: set[str] = set()
+        resourced: set[str] = set()
         while True:
-            await self.wait_for(partial(self._news, runs, charged), None)
+            await self.wait_for(partial(self._news, runs, charged, resourced), None)
+            for shipment, _ in list(runs):
+                current = self._shipment(shipment.shipment_id)
+                if current.short and shipment.shipment_id not in resourced:
+                    resourced.add(shipment.shipment_id)
+                    if not current.lines:  # nothing found: this parcel never leaves
+                        runs = [run for run in runs if run[0] is not shipment]
+                    runs += await self._resource(current)
             for shipment, _ in runs:
-                if self._shipment(shipment.shipment_id).has_left:
-                    if shipment.shipment_id not in charged:
-                        charged.add(shipment.shipment_id)
-                        await self._charge(shipment, last=len(charged) == len(runs))
+                current = self._shipment(shipment.shipment_id)
+                if current.has_left and shipment.shipment_id not in charged:
+                    charged.add(shipment.shipment_id)
+                    await self._charge(current, last=len(charged) == len(runs))
             if len(charged) == len(runs):
                 break
             if all(self._left_or_ended(s, child) for s, child in runs):
@@ -396,12 +404,51 @@ class OrderWorkflow:
             (shipment, await self._start_shipment(shipment)) for shipment in shipments
         ]
 
-    def _news(self, runs: list[_Run], charged: set[str]) -> bool:
-        """A parcel left and is not charged yet, or none is still in the warehouse."""
-        return any(
-            self._shipment(s.shipment_id).has_left and s.shipment_id not in charged
-            for s, _ in runs
-        ) or all(self._left_or_ended(s, child) for s, child in runs)
+    def _news(self, runs: list[_Run], charged: set[str], resourced: set[str]) -> bool:
+        """A parcel came up short or left (and is not dealt with yet), or none
+        is still in the warehouse."""
+        for shipment, _ in runs:
+            current = self._shipment(shipment.shipment_id)
+            if current.short and shipment.shipment_id not in resourced:
+                return True
+            if current.has_left and shipment.shipment_id not in charged:
+                return True
+        return all(self._left_or_ended(s, child) for s, child in runs)
+
+    async def _resource(self, shipment: ShipmentState) -> list[_Run]:
+        """Units the pickers did not find: ship them from another warehouse, or
+        cancel them, with the money for them given back."""
+        missing = [
+            StockLine(line=line.line, sku=line.sku, quantity=line.quantity)
+            for line in shipment.short
+        ]
+        request = self._reserve_request_for(missing).model_copy(
+            update={"exclude": [shipment.warehouse]}
+        )
+        try:
+            more = await self.call(
+                "reserve_more", request, Reservation, summary="source the missing units"
+            )
+        except OrderFailed as failure:
+            if failure.reason != FailureReason.OUT_OF_STOCK:
+                raise
+            await self._drop_missing(shipment, missing)
+            return []
+        return await self._dispatch(more.shipments)
+
+    async def _drop_missing(
+        self, shipment: ShipmentState, missing: list[StockLine]
+    ) -> None:
+        cancel = CancelOrder(
+            reason=CancelReason.OUT_OF_STOCK,
+            note=f"not found in {shipment.warehouse}, nor anywhere else",
+            actor="system",
+        )
+        await self._cancel_lines(
+            cancel, {line.line: line.quantity for line in missing}, release=False
+        )
+        if not any(line.quantity for line in self.state.lines):
+            raise OrderCancelled(cancel)
 
     async def _charge(self, shipment: ShipmentState, last: bool) -> None:
         """Capture the parcel's goods, with the delivery charge on the first."""
@@ -526,9 +573,11 @@ class OrderWorkflow:
         assert units is not None
         await self._cancel_lines(request, units)
 
-    async def _cancel_lines(self, request: CancelOrder, units: dict[int, int]) -> None:
+    async def _cancel_lines(
+        self, request: CancelOrder, units: dict[int, int], *, release: bool = True
+    ) -> None:
         reason = f"{request.reason}" + (f": {request.note}" if request.note else "")
-        if self._reservation is not None:
+        if self._reservation is not None and release:
             await self.call(
                 "release_lines",
                 ReleaseLines(
@@ -865,11 +914,14 @@ class OrderWorkflow:
         return sorted(lines, key=lambda line: line.line)
 
     def _reserve_request(self, lines: list[OrderLine]) -> ReserveStock:
+        return self._reserve_request_for(self._stock_lines(lines))
+
+    def _reserve_request_for(self, lines: list[StockLine]) -> ReserveStock:
         address = self.state.shipping_address
         policy = self.order.policy
         return ReserveStock(
             order_id=self.order.order_id,
-            lines=self._stock_lines(lines),
+            lines=lines,
             event_id=self.event_id(),
             at=workflow.now(),
             destination=Destination(country=address.country, region=address.region),

@@ -8,6 +8,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.inventory import StockLine, WriteOffShort
     from models.shipping import (
         Booking,
         BookShipment,
@@ -19,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         PickConfirmation,
         PickingTicket,
         ShipmentEventIn,
+        ShipmentLine,
         ShipmentState,
         ShipmentStatus,
         Tracking,
@@ -75,6 +77,9 @@ class ShipmentWorkflow:
     async def _fulfil(self) -> ShipmentState:
         ticket = await self._start_picking()
         picked_by = await self._picking_done(ticket)
+        if self._picked is not None and self._picked.found is not None:
+            if not await self._short_picked(self._picked.found, picked_by):
+                return self._shipment
         self._shipment.status = ShipmentStatus.PICKED
         await self._record(
             "shipment.picked", f"shipment {self._shipment.number} picked", picked_by
@@ -206,6 +211,50 @@ class ShipmentWorkflow:
             self._shipment.weight_grams = self._packed.weight_grams
             return self._packed.actor
         return f"warehouse:{self._shipment.warehouse}"
+
+    async def _short_picked(self, found: list[ShipmentLine], actor: str) -> bool:
+        """Fewer units were found than asked: write the rest off and tell the
+        order, which sources them elsewhere. False if nothing is left to ship."""
+        counted = {line.line: line.quantity for line in found}
+        lines, short = [], []
+        for line in self._shipment.lines:
+            there = counted.get(line.line, line.quantity)
+            if there:
+                lines.append(line.model_copy(update={"quantity": there}))
+            if there < line.quantity:
+                short.append(
+                    line.model_copy(update={"quantity": line.quantity - there})
+                )
+        if not short:
+            return True
+        await run_step(
+            "write_off_short",
+            WriteOffShort(
+                order_id=self._request.order_id,
+                shipment_number=self._shipment.number,
+                warehouse=self._shipment.warehouse,
+                lines=[
+                    StockLine(line=line.line, sku=line.sku, quantity=line.quantity)
+                    for line in short
+                ],
+                actor=actor,
+                event_id=str(workflow.uuid4()),
+                at=workflow.now(),
+            ),
+            type(None),
+            summary="write off units not found",
+        )
+        self._shipment.lines = lines
+        self._shipment.short = short
+        if lines:
+            return True
+        self._shipment.status = ShipmentStatus.CANCELLED
+        await self._record(
+            "shipment.cancelled",
+            f"shipment {self._shipment.number}: none of its units were found",
+            actor,
+        )
+        return False
 
     async def _pack(self, actor: str) -> None:
         packed = await run_step(

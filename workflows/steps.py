@@ -39,6 +39,8 @@ POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "record_order_change": DATABASE,
     "reserve_stock": DATABASE,
     "held_stock": DATABASE,
+    "reserve_more": DATABASE,
+    "write_off_short": DATABASE,
     "replace_reservation": DATABASE,
     "release_stock": DATABASE,
     "release_lines": DATABASE,

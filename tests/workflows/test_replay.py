@@ -36,7 +36,12 @@ from models.orders import (
     PlaceOrder,
     workflow_id_for,
 )
-from models.shipping import PackConfirmation, PickConfirmation, ShipmentStatus
+from models.shipping import (
+    PackConfirmation,
+    PickConfirmation,
+    ShipmentLine,
+    ShipmentStatus,
+)
 from tests.conftest import CODEC_KEYS, FIRST, MANUAL, SECOND, MakeProduct
 from tests.gates import GatedGateway
 from tests.helpers import (
@@ -119,6 +124,18 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         await cancel(handle, lines=[LineQuantity(line=1, quantity=1)])
         return order, handle
 
+    async def short_picked() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(manual, 2)])
+        handle = await start_order(client, order, queue)
+        state = await until_shipment(handle, ShipmentStatus.PICKING)
+        await shipment_handle(client, order, state).execute_update(
+            ShipmentWorkflow.pick,
+            PickConfirmation(
+                actor="bo", found=[ShipmentLine(line=1, sku=manual, quantity=1)]
+            ),
+        )
+        return order, handle
+
     async def amended() -> tuple[PlaceOrder, Handle]:
         order = place_order([(automatic, 1)], token=gated_token())
         handle = await start_held_after_payment(client, order, queue, gateway)
@@ -163,6 +180,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         "cancelled_on_hold": cancelled_on_hold,
         "cancelled_while_picking": cancelled_while_picking,
         "partly_cancelled_while_picking": partly_cancelled_while_picking,
+        "short_picked": short_picked,
         "amended": amended,
         "paid_by_link": paid_by_link,
     }
@@ -195,7 +213,11 @@ async def _finish(client: Client, order: PlaceOrder, handle: Handle) -> OrderSta
     """Let a scenario's order end, confirming manual picks along the way."""
     while True:
         state = await handle.query(OrderWorkflow.current_state)
-        live = [s for s in state.shipments if s.status == ShipmentStatus.PICKING]
+        live = [
+            s
+            for s in state.shipments
+            if s.status in (ShipmentStatus.PICKING, ShipmentStatus.PICKED)
+        ]
         if state.status in ("completed", "cancelled", "failed") or not live:
             return await finished(handle)
         parcel = shipment_handle(client, order, state)
