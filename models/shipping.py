@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -16,6 +16,7 @@ class ShipmentStatus(StrEnum):
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
     LOST = "lost"
+    RETURNED = "returned"
 
 
 class ShipmentLine(BaseModel):
@@ -39,6 +40,10 @@ class ShipmentState(BaseModel):
     held: bool = False
     # Units of `lines` as first planned that the pickers did not find.
     short: list[ShipmentLine] = []
+    # The carrier's last word on the parcel, and whether it stopped moving.
+    tracking_status: str | None = None
+    last_movement_at: datetime | None = None
+    late: bool = False
 
     @property
     def has_left(self) -> bool:
@@ -53,6 +58,27 @@ class FulfilShipment(BaseModel):
     shipment: ShipmentState
     country: str
     postal_code: str
+    # A parcel with no news from its carrier this long is flagged late.
+    late_after_seconds: float = 3 * 86_400
+
+
+CarrierEventKind = Literal[
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "failed_attempt",
+    "returned_to_sender",
+    "lost",
+]
+
+
+class CarrierEvent(BaseModel):
+    """A carrier's tracking event for a parcel, from its signed webhook."""
+
+    event_id: str
+    kind: CarrierEventKind
+    at: datetime
+    description: str | None = None
 
 
 class ShipmentEventIn(BaseModel):

@@ -376,10 +376,15 @@ class OrderWorkflow:
                     await self._charge(current, last=len(charged) == len(runs))
             if len(charged) == len(runs):
                 break
-            if all(self._left_or_ended(s, child) for s, child in runs):
+            stopped = {
+                s.shipment_id
+                for s, child in runs
+                if child.done() and not self._shipment(s.shipment_id).has_left
+            }
+            if stopped and all(s.shipment_id in charged | stopped for s, _ in runs):
                 # Stopped for a cancel: ship what the order still holds anew.
                 for shipment, child in runs:
-                    if shipment.shipment_id not in charged:
+                    if shipment.shipment_id in stopped:
                         self.shipment_progress(await child)
                 held = await self.call(
                     "held_stock",

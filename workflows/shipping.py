@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from models.shipping import (
         Booking,
         BookShipment,
+        CarrierEvent,
         DeliveryConfirmation,
         FulfilShipment,
         PackConfirmation,
@@ -51,6 +52,9 @@ class ShipmentWorkflow:
         self._stop_requested = False
         self._held = False
         self._leaving = False
+        self._events: list[CarrierEvent] = []
+        self._seen_events: set[str] = set()
+        self._gone: CarrierEvent | None = None
 
     @workflow.run
     async def run(self, request: FulfilShipment) -> ShipmentState:
@@ -93,8 +97,8 @@ class ShipmentWorkflow:
         # From here on the parcel is leaving: stop and hold no longer apply.
         self._leaving = True
         booking = await self._ship()
-        await self._track(booking)
-        await self._deliver()
+        if await self._track(booking):
+            await self._deliver()
         return self._shipment
 
     @workflow.query
@@ -151,6 +155,13 @@ class ShipmentWorkflow:
     @workflow.signal
     def confirm_delivered(self, confirmation: DeliveryConfirmation) -> None:
         self._delivered = self._delivered or confirmation
+
+    @workflow.signal
+    def carrier_event(self, event: CarrierEvent) -> None:
+        """A tracking event from the carrier's webhook; each counts once."""
+        if event.event_id not in self._seen_events:
+            self._seen_events.add(event.event_id)
+            self._events.append(event)
 
     @workflow.signal
     def stop(self) -> None:
@@ -295,12 +306,34 @@ class ShipmentWorkflow:
         await self._report()
         return booking
 
-    async def _track(self, booking: Booking) -> None:
-        """Wait for the carrier's delivery webhook, asking the carrier meanwhile."""
-        check_after = booking.check_after_seconds
-        while self._delivered is None:
-            if await self._confirmed(lambda: self._delivered is not None, check_after):
-                break
+    async def _track(self, booking: Booking) -> bool:
+        """Follow the parcel until it is delivered (True) or lost or sent back.
+
+        The carrier's webhooks arrive as signals; between them the carrier is
+        asked when it said to ask again. A parcel with no movement for
+        `late_after_seconds` is flagged late, once per silence.
+        """
+        late_after = timedelta(seconds=self._request.late_after_seconds)
+        next_check = workflow.now() + timedelta(seconds=booking.check_after_seconds)
+        while self._delivered is None and self._gone is None:
+            silent_since = self._shipment.last_movement_at or booking.shipped_at
+            due = next_check
+            if not self._shipment.late:
+                due = min(due, silent_since + late_after)
+            wait = (due - workflow.now()).total_seconds()
+            if await self._confirmed(self._tracking_news, wait):
+                await self._take_events(booking)
+                continue
+            if workflow.now() < next_check:
+                self._shipment.late = True
+                since = silent_since.isoformat(timespec="minutes")
+                await self._record(
+                    "shipment.late",
+                    f"shipment {self._shipment.number}: no news from "
+                    f"{booking.carrier} since {since}",
+                    "system",
+                )
+                continue
             tracking = await run_step(
                 "track_shipment",
                 TrackShipment(
@@ -318,7 +351,44 @@ class ShipmentWorkflow:
                     delivered_at=tracking.delivered_at,
                     description=tracking.description,
                 )
-            check_after = tracking.check_after_seconds
+            next_check = workflow.now() + timedelta(
+                seconds=tracking.check_after_seconds
+            )
+        if self._gone is None:
+            return True
+        lost = self._gone.kind == "lost"
+        self._shipment.status = ShipmentStatus.LOST if lost else ShipmentStatus.RETURNED
+        what = "lost" if lost else "returned to the sender"
+        await self._record(
+            "shipment.lost" if lost else "shipment.returned",
+            f"shipment {self._shipment.number} {what}"
+            + (f": {self._gone.description}" if self._gone.description else ""),
+            f"carrier:{booking.carrier}",
+        )
+        return False
+
+    def _tracking_news(self) -> bool:
+        return self._delivered is not None or bool(self._events)
+
+    async def _take_events(self, booking: Booking) -> None:
+        while self._events:
+            event = self._events.pop(0)
+            self._shipment.tracking_status = event.kind
+            self._shipment.last_movement_at = event.at
+            self._shipment.late = False
+            if event.kind == "delivered":
+                self._delivered = DeliveryConfirmation(
+                    delivered_at=event.at, description=event.description or "delivered"
+                )
+            elif event.kind in ("lost", "returned_to_sender"):
+                self._gone = event
+            else:
+                await self._record(
+                    f"shipment.{event.kind}",
+                    f"shipment {self._shipment.number}: "
+                    + (event.description or event.kind.replace("_", " ")),
+                    f"carrier:{booking.carrier}",
+                )
 
     async def _deliver(self) -> None:
         assert self._delivered is not None
