@@ -111,8 +111,25 @@ class SandboxCarrier:
         return max(wait.total_seconds(), 0.05)
 
 
+# What the read model's shipments table keeps of a shipment's state.
+_STORED = {
+    "number",
+    "warehouse",
+    "status",
+    "package_code",
+    "weight_grams",
+    "carrier",
+    "tracking_number",
+    "shipped_at",
+    "delivered_at",
+    "tracking_status",
+    "last_movement_at",
+    "late",
+}
+
+
 def _shipment_values(shipment: ShipmentState) -> dict[str, Any]:
-    return shipment.model_dump(exclude={"shipment_id", "lines", "held", "short"})
+    return shipment.model_dump(include=_STORED)
 
 
 async def _sync_lines(conn: AsyncConnection, shipment: ShipmentState) -> None:

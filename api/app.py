@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import (
+    carrier_webhooks,
     catalog,
     health,
     inventory,
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(orders.router, prefix="/v1")
     app.include_router(order_actions.router, prefix="/v1")
     app.include_router(webhooks.router, prefix="/v1")
+    app.include_router(carrier_webhooks.router, prefix="/v1")
     app.include_router(catalog.router, prefix="/v1")
     app.include_router(inventory.router, prefix="/v1")
     app.include_router(shipments.router, prefix="/v1")

@@ -9,7 +9,6 @@ retry starts it from what was stored.
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,24 +16,18 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.errors import FieldError, Problem
-from db.catalog import Product, ProductPrice
-from db.channels import Channel
+from api.errors import Problem
+from api.pricing import channel_policy, quote_lines
 from db.orders import OrderIntake, order_number_seq
-from models.money import to_minor
 from models.orders import (
     Address,
     Customer,
     OrderCreate,
     OrderLine,
-    OrderLineIn,
     OrderPolicy,
     PaymentDetails,
     PlaceOrder,
 )
-
-# Bound on any amount, so totals stay far inside PostgreSQL's bigint.
-MAX_AMOUNT_MINOR = 10**15
 
 
 @dataclass(frozen=True)
@@ -46,107 +39,6 @@ class Intake:
 
 def request_hash(body: OrderCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class QuotedLine:
-    """A requested line with its catalogue name and the prices it could have."""
-
-    sku: str
-    name: str
-    quantity: int
-    explicit_minor: int | None
-    catalogue_minor: int | None
-
-
-async def quote_lines(
-    conn: AsyncConnection,
-    lines: Sequence[OrderLineIn],
-    currency: str,
-    *,
-    require_price: bool,
-) -> list[QuotedLine]:
-    """Look the lines' SKUs up in the catalogue and parse the channel's prices.
-
-    Unknown SKUs answer 404; unparsable, missing (when `require_price`) or
-    oversized prices answer 422, each naming its field.
-    """
-    skus = {line.sku for line in lines}
-    rows = await conn.execute(
-        select(Product.sku, Product.name, ProductPrice.amount_minor)
-        .outerjoin(
-            ProductPrice,
-            (ProductPrice.sku == Product.sku) & (ProductPrice.currency == currency),
-        )
-        .where(Product.sku.in_(skus))
-    )
-    catalogue = {row.sku: row for row in rows}
-    unknown = [
-        FieldError(field=f"lines[{i}].sku", message=f"unknown SKU {line.sku!r}")
-        for i, line in enumerate(lines)
-        if line.sku not in catalogue
-    ]
-    if unknown:
-        raise Problem(
-            404,
-            "sku-not-found",
-            "Unknown SKU",
-            ", ".join(sorted(skus - catalogue.keys())),
-            errors=unknown,
-        )
-
-    quoted, errors = [], []
-    for i, line in enumerate(lines):
-        field = f"lines[{i}].unit_price"
-        product = catalogue[line.sku]
-        try:
-            explicit = (
-                None if line.unit_price is None else to_minor(line.unit_price, currency)
-            )
-        except ValueError as error:
-            errors.append(FieldError(field=field, message=str(error)))
-            continue
-        price = explicit if explicit is not None else product.amount_minor
-        if price is None and require_price:
-            errors.append(
-                FieldError(
-                    field=field,
-                    message=f"{line.sku} has no catalogue price in {currency}; "
-                    "send unit_price",
-                )
-            )
-            continue
-        if price is not None and price * line.quantity > MAX_AMOUNT_MINOR:
-            errors.append(
-                FieldError(
-                    field=field,
-                    message="the line's total is beyond what the system accepts",
-                )
-            )
-            continue
-        quoted.append(
-            QuotedLine(
-                line.sku, product.name, line.quantity, explicit, product.amount_minor
-            )
-        )
-    total = sum(
-        (q.explicit_minor or q.catalogue_minor or 0) * q.quantity for q in quoted
-    )
-    if not errors and total > MAX_AMOUNT_MINOR:
-        errors.append(
-            FieldError(
-                field="lines", message="the order's total is beyond what it accepts"
-            )
-        )
-    if errors:
-        raise Problem(
-            422,
-            "validation-error",
-            "The request is not valid",
-            errors=errors,
-            detail="invalid fields: " + ", ".join(e.field for e in errors),
-        )
-    return quoted
 
 
 async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLine]:
@@ -171,35 +63,19 @@ async def price_lines(conn: AsyncConnection, body: OrderCreate) -> list[OrderLin
     return lines
 
 
-async def channel_policy(conn: AsyncConnection, channel: str) -> OrderPolicy:
-    """The channel's rules for its orders; the defaults for unknown channels."""
-    row = (
-        await conn.execute(select(Channel.__table__).where(Channel.code == channel))
-    ).first()
-    if row is None:
-        return OrderPolicy()
-    return OrderPolicy(
-        out_of_stock=row.out_of_stock_policy,
-        backorder_seconds=row.backorder_seconds,
-        ask_customer_seconds=row.ask_customer_seconds,
-        payment_link_seconds=row.payment_link_seconds,
-        max_shipments=row.max_shipments,
-        warehouses=row.warehouses,
-    )
-
-
 async def take_in(
     conn: AsyncConnection,
     body: OrderCreate,
     idempotency_key: str | None,
     *,
     created_by: str | None = None,
+    defaults: OrderPolicy | None = None,
 ) -> Intake:
     """Find the order this request already created, or create it; then commit."""
     fingerprint = request_hash(body)
     existing = await _find(conn, body, idempotency_key)
     if existing is None:
-        order = await _new_order(conn, body, created_by)
+        order = await _new_order(conn, body, created_by, defaults or OrderPolicy())
         inserted = await conn.execute(
             insert(OrderIntake)
             .values(
@@ -267,7 +143,10 @@ async def _find(
 
 
 async def _new_order(
-    conn: AsyncConnection, body: OrderCreate, created_by: str | None
+    conn: AsyncConnection,
+    body: OrderCreate,
+    created_by: str | None,
+    defaults: OrderPolicy,
 ) -> PlaceOrder:
     lines = await price_lines(conn, body)
     number = (await conn.execute(order_number_seq.next_value())).scalar_one()
@@ -286,7 +165,7 @@ async def _new_order(
         shipping_minor=shipping,
         total_minor=subtotal + shipping,
         payment=PaymentDetails.model_validate(body.payment.model_dump()),
-        policy=await channel_policy(conn, body.channel),
+        policy=await channel_policy(conn, body.channel, defaults),
         created_by=created_by,
         placed_at=datetime.now(UTC),
     )

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Header
 from api.access import Caller, may
 from api.deps import Services, ServicesDep
 from api.errors import FieldError, Problem, ProblemDetails
-from api.intake import quote_lines
 from api.orders import OrderRef, current_state, visible_order
+from api.pricing import quote_lines
 from api.updates import run_update
 from models.order_actions import (
     AmendLine,

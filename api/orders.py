@@ -103,7 +103,13 @@ async def create_order(
             f"key {caller.name} creates orders for channel {caller.channel} only",
         )
     async with services.engine.connect() as conn:
-        intake = await take_in(conn, body, idempotency_key, created_by=caller.actor)
+        intake = await take_in(
+            conn,
+            body,
+            idempotency_key,
+            created_by=caller.actor,
+            defaults=services.settings.order_defaults,
+        )
     order = intake.order
     if not intake.workflow_started:
         await _start(services, order)

@@ -114,6 +114,9 @@ async def load_shipments(
                 tracking_number=shipment.tracking_number,
                 shipped_at=shipment.shipped_at,
                 delivered_at=shipment.delivered_at,
+                tracking_status=shipment.tracking_status,
+                last_movement_at=shipment.last_movement_at,
+                late=shipment.late,
             ),
         )
         for shipment in shipments

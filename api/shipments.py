@@ -88,15 +88,21 @@ async def list_shipments(
     caller: ShipmentReader,
     warehouse: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = None,
     status: ShipmentStatus | None = None,
+    late: Annotated[
+        bool | None, Query(description="only parcels with no news for too long")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[ShipmentPublic]:
-    """Shipments by warehouse and status, oldest first: a warehouse's work list."""
+    """Shipments by warehouse, status and lateness, oldest first: a warehouse's
+    work list, or the parcels to chase with their carrier."""
     query = select(Shipment).order_by(Shipment.created_at, Shipment.id)
     if warehouse is not None:
         query = query.where(Shipment.warehouse == warehouse)
     if status is not None:
         query = query.where(Shipment.status == status)
+    if late is not None:
+        query = query.where(Shipment.late == late)
     if cursor is not None:
         created_at, shipment_id = decode_cursor(cursor)
         query = query.where(

@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["webhooks"])
 
+M = TypeVar("M", bound=BaseModel)
 LinkId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 
 
@@ -78,7 +79,7 @@ async def _accept(
     if not await verify_delivery(services, provider, signature, body):
         logger.warning("payment webhook replayed from %s, ignored", provider)
         return WebhookAccepted(status="duplicate")
-    event = _parse(body)
+    event = parse_webhook(PaymentWebhook, body)
     async with services.engine.connect() as conn:
         payment = (
             await conn.execute(
@@ -134,9 +135,10 @@ async def _accept(
     return WebhookAccepted(status="accepted")
 
 
-def _parse(body: bytes) -> PaymentWebhook:
+def parse_webhook(model: type[M], body: bytes) -> M:
+    """A webhook's body as `model`, or 422 naming the fields that are wrong."""
     try:
-        return PaymentWebhook.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as error:
         raise Problem(
             422,

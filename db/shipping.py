@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Sequence, String, Uuid
+from sqlalchemy import DateTime, ForeignKey, Sequence, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column, updated_at_column
@@ -24,6 +24,9 @@ class Shipment(Base):
     tracking_number: Mapped[str | None] = mapped_column(String(64), index=True)
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tracking_status: Mapped[str | None] = mapped_column(String(32))
+    last_movement_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    late: Mapped[bool] = mapped_column(server_default=text("false"), index=True)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
 

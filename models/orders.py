@@ -240,6 +240,13 @@ class OutOfStockPolicy(StrEnum):
     ASK_CUSTOMER = "ask_customer"
 
 
+class LostParcelPolicy(StrEnum):
+    """What happens to the goods of a parcel the carrier lost or sent back."""
+
+    RESHIP = "reship"
+    REFUND = "refund"
+
+
 class OrderPolicy(BaseModel):
     """The channel's rules for one order, fixed when the order is taken in."""
 
@@ -249,6 +256,8 @@ class OrderPolicy(BaseModel):
     payment_link_seconds: float = 86_400
     max_shipments: int = 3
     warehouses: list[str] | None = None
+    lost_parcel: LostParcelPolicy = LostParcelPolicy.RESHIP
+    late_after_seconds: float = 3 * 86_400
 
 
 class OrderCreate(Contract):

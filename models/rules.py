@@ -83,10 +83,11 @@ SHIPMENT_TRANSITIONS: dict[ShipmentStatus, frozenset[ShipmentStatus]] = {
     S.PICKING: frozenset({S.PICKING, S.PICKED, S.CANCELLED}),
     S.PICKED: frozenset({S.PACKED, S.CANCELLED}),
     S.PACKED: frozenset({S.SHIPPED, S.CANCELLED}),
-    S.SHIPPED: frozenset({S.DELIVERED, S.LOST}),
+    S.SHIPPED: frozenset({S.DELIVERED, S.LOST, S.RETURNED}),
     S.DELIVERED: frozenset(),
     S.CANCELLED: frozenset(),
     S.LOST: frozenset(),
+    S.RETURNED: frozenset(),
 }
 
 

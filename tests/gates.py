@@ -7,9 +7,10 @@ authorized, while the parcel is being handed to the carrier) without sleeping.
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from activities.payment_gateway import CardDeclined, GatewayResult, SandboxGateway
-from activities.shipping import CarrierBooking, SandboxCarrier
+from activities.shipping import CarrierBooking, CarrierTracking, SandboxCarrier
 
 
 @dataclass
@@ -61,6 +62,10 @@ class GatedCarrier(SandboxCarrier):
     def __init__(self, transit_seconds: float) -> None:
         super().__init__(transit_seconds)
         self.gates: dict[str, Gate] = {}
+        # Parcels to these postal codes move only by webhook: asked, the
+        # carrier has no news.
+        self.silent: set[str] = set()
+        self._silent_parcels: set[str] = set()
 
     def gate(self, postal_code: str) -> Gate:
         return self.gates.setdefault(postal_code, Gate())
@@ -77,11 +82,23 @@ class GatedCarrier(SandboxCarrier):
     ) -> CarrierBooking:
         if postal_code in self.gates:
             await self.gates[postal_code].pass_through()
-        return await super().book(
+        booking = await super().book(
             shipment_number=shipment_number,
             package_code=package_code,
             weight_grams=weight_grams,
             country=country,
             postal_code=postal_code,
             idempotency_key=idempotency_key,
+        )
+        if postal_code in self.silent:
+            self._silent_parcels.add(booking.tracking_number)
+        return booking
+
+    async def track(
+        self, *, tracking_number: str, shipped_at: datetime
+    ) -> CarrierTracking:
+        if tracking_number in self._silent_parcels:
+            return CarrierTracking(False, None, "no news", 3600.0)
+        return await super().track(
+            tracking_number=tracking_number, shipped_at=shipped_at
         )

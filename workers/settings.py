@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.orders import LostParcelPolicy, OrderPolicy
+
 
 class Settings(BaseSettings):
     """Every setting the processes read; see the README's settings table."""
@@ -65,6 +67,10 @@ class Settings(BaseSettings):
     )
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
 
+    # Parcels: what happens to a lost one, and when a silent one is late.
+    lost_parcel_policy: LostParcelPolicy = LostParcelPolicy.RESHIP
+    late_shipment_seconds: float = Field(default=3 * 86_400, gt=0)
+
     # Sandbox warehouse and carrier: how long until they confirm by themselves.
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
     sandbox_pack_seconds: float = Field(default=2.0, ge=0)
@@ -75,6 +81,14 @@ class Settings(BaseSettings):
         return {
             key_id: key.get_secret_value() for key_id, key in self.codec_keys.items()
         }
+
+    @property
+    def order_defaults(self) -> OrderPolicy:
+        """What every order gets unless its channel says otherwise."""
+        return OrderPolicy(
+            lost_parcel=self.lost_parcel_policy,
+            late_after_seconds=self.late_shipment_seconds,
+        )
 
     @property
     def api_url(self) -> str:

@@ -456,9 +456,24 @@ class OrderPayment:
             state.captured_minor - state.refunded_minor, self._p.undo_reason
         )
 
-    async def _refund(self, amount_minor: int, reason: str) -> None:
-        assert self._paid_link is not None
-        refunded = await self._refund_link(self._paid_link, amount_minor, reason)
+    async def refund_captured(self, amount_minor: int, reason: str) -> None:
+        """Give back part of what was charged (a lost parcel's goods).
+
+        Cash is collected at the door from the order's total, so a cash
+        order has nothing to give back.
+        """
+        if self._paid_link is not None:
+            await self._refund(amount_minor, reason)
+        elif self.method == PaymentMethod.CARD and self._authorization is not None:
+            await self._refund(amount_minor, reason, self._authorization.payment_id)
+
+    async def _refund(
+        self, amount_minor: int, reason: str, payment_id: str | None = None
+    ) -> None:
+        if payment_id is None:
+            assert self._paid_link is not None
+            payment_id = self._paid_link.payment_id
+        refunded = await self._refund_payment(payment_id, amount_minor, reason)
         if refunded is None:
             return
         state = self._p.state
@@ -472,6 +487,11 @@ class OrderPayment:
     async def _refund_link(
         self, link: PaymentLink, amount_minor: int, reason: str
     ) -> Refunded | None:
+        return await self._refund_payment(link.payment_id, amount_minor, reason)
+
+    async def _refund_payment(
+        self, payment_id: str, amount_minor: int, reason: str
+    ) -> Refunded | None:
         if amount_minor <= 0:
             return None
         state = self._p.state
@@ -480,7 +500,7 @@ class OrderPayment:
             "refund_payment",
             RefundPayment(
                 order_id=state.order_id,
-                payment_id=link.payment_id,
+                payment_id=payment_id,
                 amount_minor=amount_minor,
                 currency=state.currency,
                 idempotency_key=f"{state.order_id}:refund:{self._changes}",

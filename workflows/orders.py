@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         CancelReason,
         FailureReason,
         Hold,
+        LostParcelPolicy,
         OrderChanged,
         OrderEventIn,
         OrderLine,
@@ -62,7 +63,12 @@ with workflow.unsafe.imports_passed_through():
         refusal,
         transition_allowed,
     )
-    from models.shipping import FulfilShipment, ShipmentLine, ShipmentState
+    from models.shipping import (
+        FulfilShipment,
+        ShipmentLine,
+        ShipmentState,
+        ShipmentStatus,
+    )
     from workflows.order_payment import (
         LinkExpired,
         OrderPayment,
@@ -75,6 +81,12 @@ with workflow.unsafe.imports_passed_through():
 R = TypeVar("R")
 Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder
 _Run = tuple[ShipmentState, workflow.ChildWorkflowHandle[Any, ShipmentState]]
+_GONE = (ShipmentStatus.LOST, ShipmentStatus.RETURNED)
+
+
+def _all_done(runs: list[_Run]) -> bool:
+    return all(child.done() for _, child in runs)
+
 
 RELEASE_STOCK = "release stock"
 
@@ -395,12 +407,79 @@ class OrderWorkflow:
                 runs = [r for r in runs if r[0].shipment_id in charged]
                 runs += await self._dispatch(held.allocations)
         # Requests still get their answer while the parcels travel.
-        await self.wait_for(lambda: all(child.done() for _, child in runs), None)
-        for _, child in runs:
-            self.shipment_progress(await child)
+        replaced: set[str] = set()
+        while True:
+            await self.wait_for(partial(_all_done, runs), None)
+            for _, child in runs:
+                self.shipment_progress(await child)
+            gone = [
+                self._shipment(s.shipment_id)
+                for s, _ in runs
+                if self._shipment(s.shipment_id).status in _GONE
+                and s.shipment_id not in replaced
+            ]
+            if not gone:
+                break
+            for shipment in gone:
+                replaced.add(shipment.shipment_id)
+                runs += await self._replace_parcel(shipment)
         await self._payment.on_delivered()
         await self.set_status(
             OrderStatus.DELIVERED, "order.delivered", "every shipment delivered"
+        )
+
+    async def _replace_parcel(self, shipment: ShipmentState) -> list[_Run]:
+        """A parcel lost or sent back: ship its goods again, or refund them,
+        as the channel's policy says (refund when no warehouse has them)."""
+        goods = [
+            StockLine(line=line.line, sku=line.sku, quantity=line.quantity)
+            for line in shipment.lines
+        ]
+        if self.order.policy.lost_parcel == LostParcelPolicy.RESHIP:
+            try:
+                again = await self.call(
+                    "reserve_more",
+                    self._reserve_request_for(goods),
+                    Reservation,
+                    summary="reserve a replacement parcel",
+                )
+            except OrderFailed as failure:
+                if failure.reason != FailureReason.OUT_OF_STOCK:
+                    raise
+            else:
+                await self.note(
+                    "order.parcel_replaced",
+                    f"shipment {shipment.number} is {shipment.status}: its goods "
+                    "ship again, free of charge",
+                )
+                return await self._dispatch(again.shipments)
+        await self._refund_parcel(shipment)
+        return []
+
+    async def _refund_parcel(self, shipment: ShipmentState) -> None:
+        prices = {line.line: line.unit_price_minor for line in self.state.lines}
+        amount = sum(prices[line.line] * line.quantity for line in shipment.lines)
+        units = {line.line: line.quantity for line in shipment.lines}
+        lines = [
+            line.model_copy(
+                update={
+                    "quantity": line.quantity - units.get(line.line, 0),
+                    "cancelled_quantity": line.cancelled_quantity
+                    + units.get(line.line, 0),
+                    "total_minor": line.unit_price_minor
+                    * (line.quantity - units.get(line.line, 0)),
+                }
+            )
+            for line in self.state.lines
+        ]
+        reason = f"shipment {shipment.number} {shipment.status}"
+        await self._payment.refund_captured(amount, reason)
+        await self._change(
+            lines,
+            "order.parcel_refunded",
+            f"{reason}: its goods are refunded",
+            "system",
+            {"shipment": shipment.number, "units": units},
         )
 
     async def _dispatch(self, allocations: list[Allocation]) -> list[_Run]:
@@ -823,6 +902,7 @@ class OrderWorkflow:
                 shipment=shipment,
                 country=address.country,
                 postal_code=address.postal_code,
+                late_after_seconds=self.order.policy.late_after_seconds,
             ),
             id=f"{workflow.info().workflow_id}-shipment-{shipment.number}",
             static_summary=f"shipment {shipment.number} from {shipment.warehouse}",

@@ -63,6 +63,7 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
     ("POST", f"/v1/shipments/{NO_SHIPMENT}/picked", {}, {Role.WAREHOUSE, Role.ADMIN}),
     ("POST", f"/v1/shipments/{NO_SHIPMENT}/packed", {}, {Role.WAREHOUSE, Role.ADMIN}),
     ("GET", "/v1/sandbox/payment-links/sbx_link_none", None, EVERYONE),
+    ("POST", "/v1/sandbox/parcels/SBX0/events", {"type": "lost"}, EVERYONE),
     ("POST", "/v1/sandbox/payment-links/sbx_link_none/pay", None, EVERYONE),
 ]
 

@@ -14,6 +14,7 @@ Record fresh `saga_*` histories after such a guarded change with
 """
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +38,14 @@ from models.orders import (
     workflow_id_for,
 )
 from models.shipping import (
+    CarrierEvent,
     PackConfirmation,
     PickConfirmation,
     ShipmentLine,
     ShipmentStatus,
 )
 from tests.conftest import CODEC_KEYS, FIRST, MANUAL, SECOND, MakeProduct
-from tests.gates import GatedGateway
+from tests.gates import GatedCarrier, GatedGateway
 from tests.helpers import (
     Handle,
     cancel,
@@ -65,6 +67,11 @@ from workflows.orders import OrderWorkflow
 from workflows.shipping import ShipmentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+
+
+def order_suffix() -> str:
+    return uuid.uuid4().hex[:8]
+
 
 Scenario = Callable[[], Awaitable[tuple[PlaceOrder, Handle]]]
 
@@ -92,6 +99,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
+    carrier: GatedCarrier,
     make_product: MakeProduct,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -133,6 +141,18 @@ async def test_fresh_histories_replay_and_can_be_recorded(
             PickConfirmation(
                 actor="bo", found=[ShipmentLine(line=1, sku=manual, quantity=1)]
             ),
+        )
+        return order, handle
+
+    async def parcel_lost() -> tuple[PlaceOrder, Handle]:
+        silent = f"L{order_suffix()}"
+        carrier.silent.add(silent)
+        order = place_order([(elsewhere, 1)], postal_code=silent)
+        handle = await start_order(client, order, queue)
+        state = await until_shipment(handle, ShipmentStatus.SHIPPED)
+        await shipment_handle(client, order, state).signal(
+            ShipmentWorkflow.carrier_event,
+            CarrierEvent(event_id="e1", kind="lost", at=datetime.now(UTC)),
         )
         return order, handle
 
@@ -181,6 +201,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         "cancelled_while_picking": cancelled_while_picking,
         "partly_cancelled_while_picking": partly_cancelled_while_picking,
         "short_picked": short_picked,
+        "parcel_lost": parcel_lost,
         "amended": amended,
         "paid_by_link": paid_by_link,
     }

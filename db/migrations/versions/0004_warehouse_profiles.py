@@ -1,5 +1,6 @@
 """Warehouses as data for the broker: region, capabilities, safety stock;
-channels limited to warehouses and to a number of shipments per order.
+channels limited to warehouses and to a number of shipments per order;
+shipments' tracking status and late flag.
 
 Revision ID: 0004
 Revises: 0003
@@ -51,9 +52,26 @@ def upgrade() -> None:
     op.create_check_constraint(
         op.f("ck_channels_max_shipments_positive"), "channels", "max_shipments >= 1"
     )
+    op.add_column(
+        "shipments", sa.Column("tracking_status", sa.String(32), nullable=True)
+    )
+    op.add_column(
+        "shipments",
+        sa.Column("last_movement_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.add_column(
+        "shipments",
+        sa.Column(
+            "late", sa.Boolean(), server_default=sa.text("false"), nullable=False
+        ),
+    )
+    op.create_index(op.f("ix_shipments_late"), "shipments", ["late"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_shipments_late"), "shipments")
+    for name in ("late", "last_movement_at", "tracking_status"):
+        op.drop_column("shipments", name)
     op.drop_constraint(op.f("ck_channels_max_shipments_positive"), "channels")
     op.drop_column("channels", "max_shipments")
     op.drop_column("channels", "warehouses")
