@@ -38,6 +38,11 @@ class OrderActivities:
                     subtotal_minor=order.subtotal_minor,
                     shipping_minor=order.shipping_minor,
                     total_minor=order.total_minor,
+                    delivery=(
+                        None
+                        if order.delivery is None
+                        else order.delivery.model_dump(mode="json")
+                    ),
                     created_at=order.placed_at,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])

@@ -1,22 +1,22 @@
 """Shipping: warehouse picking and packing, carrier booking and tracking.
 
-The carrier is a small Protocol; `SandboxCarrier` books parcels without a
-network and reports them delivered a configurable time after they left. The
+Carriers sit behind `activities.carriers.Carrier`; each shipment is booked
+with the carrier its order chose (the first one configured by default). The
 warehouse side reads each warehouse's `confirmation` setting: `automatic`
 warehouses confirm picking and packing by themselves after the sandbox delays,
 `manual` ones wait for staff to confirm.
 """
 
-import hashlib
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.carriers import Carrier
 from activities.inventory import consume_reservations
 from db.catalog import Product
 from db.inventory import Confirmation, Warehouse
@@ -25,6 +25,7 @@ from db.shipping import Shipment, ShipmentLine, package_code_seq
 from models.shipping import (
     Booking,
     BookShipment,
+    CancelBooking,
     Packed,
     PackShipment,
     PickingTicket,
@@ -38,79 +39,6 @@ from models.shipping import (
 PACKAGING_GRAMS = 50
 
 
-@dataclass(frozen=True)
-class CarrierBooking:
-    tracking_number: str
-    check_after_seconds: float
-
-
-@dataclass(frozen=True)
-class CarrierTracking:
-    delivered: bool
-    delivered_at: datetime | None
-    description: str
-    check_after_seconds: float
-
-
-class Carrier(Protocol):
-    name: str
-
-    async def book(
-        self,
-        *,
-        shipment_number: str,
-        package_code: str,
-        weight_grams: int,
-        country: str,
-        postal_code: str,
-        idempotency_key: str,
-    ) -> CarrierBooking: ...
-
-    async def track(
-        self, *, tracking_number: str, shipped_at: datetime
-    ) -> CarrierTracking: ...
-
-
-class SandboxCarrier:
-    """Delivers every parcel `transit_seconds` after it was booked."""
-
-    name = "sandbox"
-
-    def __init__(self, transit_seconds: float) -> None:
-        self._transit = timedelta(seconds=transit_seconds)
-
-    async def book(
-        self,
-        *,
-        shipment_number: str,
-        package_code: str,
-        weight_grams: int,
-        country: str,
-        postal_code: str,
-        idempotency_key: str,
-    ) -> CarrierBooking:
-        digits = int(hashlib.sha256(idempotency_key.encode()).hexdigest()[:12], 16)
-        return CarrierBooking(
-            tracking_number=f"SBX{digits % 10**12:012d}",
-            check_after_seconds=self._check_after(self._transit),
-        )
-
-    async def track(
-        self, *, tracking_number: str, shipped_at: datetime
-    ) -> CarrierTracking:
-        arrival = shipped_at + self._transit
-        now = datetime.now(UTC)
-        if now >= arrival:
-            return CarrierTracking(True, arrival, "delivered to the recipient", 60.0)
-        return CarrierTracking(
-            False, None, "in transit", self._check_after(arrival - now)
-        )
-
-    @staticmethod
-    def _check_after(wait: timedelta) -> float:
-        return max(wait.total_seconds(), 0.05)
-
-
 # What the read model's shipments table keeps of a shipment's state.
 _STORED = {
     "number",
@@ -120,6 +48,7 @@ _STORED = {
     "weight_grams",
     "carrier",
     "tracking_number",
+    "label_ref",
     "shipped_at",
     "delivered_at",
     "tracking_status",
@@ -155,13 +84,16 @@ class ShippingActivities:
     def __init__(
         self,
         engine: AsyncEngine,
-        carrier: Carrier,
+        carriers: Sequence[Carrier],
         *,
         pick_seconds: float,
         pack_seconds: float,
     ) -> None:
+        if not carriers:
+            raise ValueError("at least one carrier is needed")
         self._engine = engine
-        self._carrier = carrier
+        self._carriers = {carrier.name: carrier for carrier in carriers}
+        self._default_carrier = carriers[0]
         self._pick_seconds = pick_seconds
         self._pack_seconds = pack_seconds
 
@@ -264,18 +196,118 @@ class ShippingActivities:
         )
         return Packed(package_code=code, weight_grams=weight)
 
-    @activity.defn
-    async def ship_shipment(self, request: BookShipment) -> Booking:
-        """Book the parcel with the carrier; the stock leaves the warehouse."""
+    def _carrier(self, name: str | None) -> Carrier:
+        if name is None:
+            return self._default_carrier
+        try:
+            return self._carriers[name]
+        except KeyError:
+            raise ApplicationError(
+                f"carrier {name!r} is not configured on this worker",
+                type="unknown-carrier",
+            ) from None
+
+    async def _book(self, request: BookShipment) -> Booking:
         shipment = request.shipment
         assert shipment.package_code is not None and shipment.weight_grams is not None
-        booking = await self._carrier.book(
+        carrier = self._carrier(request.carrier)
+        booked = await carrier.book(
             shipment_number=shipment.number,
             package_code=shipment.package_code,
             weight_grams=shipment.weight_grams,
             country=request.country,
             postal_code=request.postal_code,
+            service_level=request.service_level,
             idempotency_key=f"{shipment.shipment_id}:book",
+        )
+        return Booking(
+            carrier=carrier.name,
+            tracking_number=booked.tracking_number,
+            label_ref=booked.label_ref,
+            check_after_seconds=booked.check_after_seconds,
+        )
+
+    @activity.defn
+    async def book_shipment(self, request: BookShipment) -> Booking:
+        """Book the packed parcel with its carrier: a tracking number and label."""
+        booking = await self._book(request)
+        shipment = request.shipment
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(Shipment)
+                .where(Shipment.id == shipment.shipment_id)
+                .values(
+                    carrier=booking.carrier,
+                    tracking_number=booking.tracking_number,
+                    label_ref=booking.label_ref,
+                )
+            )
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="shipment.booked",
+                actor=f"carrier:{booking.carrier}",
+                message=(
+                    f"shipment {shipment.number} booked with {booking.carrier} "
+                    f"({request.service_level}), tracking {booking.tracking_number}"
+                ),
+                data={
+                    "shipment": shipment.number,
+                    "carrier": booking.carrier,
+                    "service_level": request.service_level,
+                    "tracking_number": booking.tracking_number,
+                    "label_ref": booking.label_ref,
+                },
+            )
+        activity.logger.info(
+            "order %s: shipment %s booked with %s, tracking %s",
+            request.order_id,
+            shipment.number,
+            booking.carrier,
+            booking.tracking_number,
+        )
+        return booking
+
+    @activity.defn
+    async def cancel_booking(self, request: CancelBooking) -> None:
+        """The booked parcel will not leave: cancel its label with the carrier."""
+        booking = request.booking
+        await self._carrier(booking.carrier).cancel(
+            tracking_number=booking.tracking_number
+        )
+        async with self._engine.begin() as conn:
+            await append_event(
+                conn,
+                order_id=request.order_id,
+                event_id=request.event_id,
+                at=request.at,
+                type="shipment.booking_cancelled",
+                actor="system",
+                message=(
+                    f"shipment {request.shipment.number}: booking "
+                    f"{booking.tracking_number} with {booking.carrier} cancelled"
+                ),
+                data={
+                    "shipment": request.shipment.number,
+                    "tracking_number": booking.tracking_number,
+                },
+            )
+        activity.logger.info(
+            "order %s: booking %s cancelled",
+            request.order_id,
+            booking.tracking_number,
+        )
+
+    @activity.defn
+    async def ship_shipment(self, request: BookShipment) -> Booking:
+        """The parcel leaves with its carrier (booked now unless it was at
+        packing); its stock leaves the warehouse."""
+        shipment = request.shipment
+        booking = request.booking or await self._book(request)
+        await self._carrier(booking.carrier).hand_over(
+            tracking_number=booking.tracking_number
         )
         async with self._engine.begin() as conn:
             shipped_at = (
@@ -284,8 +316,9 @@ class ShippingActivities:
                     .where(Shipment.id == shipment.shipment_id)
                     .values(
                         status=ShipmentStatus.SHIPPED,
-                        carrier=self._carrier.name,
+                        carrier=booking.carrier,
                         tracking_number=booking.tracking_number,
+                        label_ref=booking.label_ref,
                         shipped_at=func.coalesce(Shipment.shipped_at, request.at),
                     )
                     .returning(Shipment.shipped_at)
@@ -303,9 +336,9 @@ class ShippingActivities:
                 event_id=request.event_id,
                 at=request.at,
                 type="shipment.shipped",
-                actor=f"carrier:{self._carrier.name}",
+                actor=f"carrier:{booking.carrier}",
                 message=(
-                    f"shipment {shipment.number} handed to {self._carrier.name}, "
+                    f"shipment {shipment.number} handed to {booking.carrier}, "
                     f"tracking {booking.tracking_number}"
                 ),
                 data={
@@ -320,17 +353,12 @@ class ShippingActivities:
             shipment.number,
             booking.tracking_number,
         )
-        return Booking(
-            carrier=self._carrier.name,
-            tracking_number=booking.tracking_number,
-            shipped_at=shipped_at,
-            check_after_seconds=booking.check_after_seconds,
-        )
+        return booking.model_copy(update={"shipped_at": shipped_at})
 
     @activity.defn
     async def track_shipment(self, request: TrackShipment) -> Tracking:
         """Ask the carrier where the parcel is (when no webhook told us)."""
-        tracking = await self._carrier.track(
+        tracking = await self._carrier(request.carrier).track(
             tracking_number=request.tracking_number, shipped_at=request.shipped_at
         )
         return Tracking(

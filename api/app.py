@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from api import (
     carrier_webhooks,
     catalog,
+    delivery,
     health,
     inventory,
     order_actions,
@@ -103,4 +104,5 @@ def create_app(
     app.include_router(catalog.router, prefix="/v1")
     app.include_router(inventory.router, prefix="/v1")
     app.include_router(shipments.router, prefix="/v1")
+    app.include_router(delivery.router, prefix="/v1")
     return app

@@ -1,9 +1,9 @@
 """Webhooks from carriers: tracking events, verified, signalled to the parcel.
 
 Signatures are checked by api.webhook_signatures with the carrier's secret
-(`OMS_WEBHOOK_SECRETS`, by carrier name). The sandbox carrier's events are
+(`OMS_WEBHOOK_SECRETS`, by carrier name). The sandbox carriers' events are
 sent by hand through `/v1/sandbox/parcels/{tracking number}/events`, which
-signs and delivers exactly such a webhook.
+signs and delivers exactly such a webhook from the parcel's carrier.
 """
 
 import json
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 TrackingNumber = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-SANDBOX = "sandbox"
 
 
 class CarrierWebhook(BaseModel):
@@ -92,6 +91,23 @@ async def send_sandbox_parcel_event(
     The sandbox carrier then sends its signed webhook, which takes the same
     path as a real carrier's.
     """
+    async with services.engine.connect() as conn:
+        carrier = (
+            await conn.execute(
+                select(Shipment.carrier).where(
+                    Shipment.tracking_number == tracking_number
+                )
+            )
+        ).scalar_one_or_none()
+    sandboxes = {c.name for c in services.delivery_pricing.carriers}
+    secret = services.settings.webhook_secrets.get(carrier or "")
+    if carrier not in sandboxes or secret is None:
+        raise Problem(
+            404,
+            "parcel-not-found",
+            "Unknown parcel",
+            f"no parcel of a sandbox carrier has tracking number {tracking_number}",
+        )
     payload = json.dumps(
         {
             "id": f"evt_{uuid.uuid4().hex}",
@@ -101,13 +117,8 @@ async def send_sandbox_parcel_event(
             "description": body.description,
         }
     ).encode()
-    secret = services.settings.webhook_secrets.get(SANDBOX)
-    if secret is None:
-        raise Problem(
-            404, "not-found", "Not found", "the sandbox carrier has no secret"
-        )
     signature = sign(secret.get_secret_value(), int(time.time()), payload)
-    return await _accept(services, SANDBOX, payload, signature)
+    return await _accept(services, carrier, payload, signature)
 
 
 async def _accept(

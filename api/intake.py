@@ -16,6 +16,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from activities.carriers import DeliveryPricing
+from api.delivery import Basket, choose_delivery
 from api.errors import Problem
 from api.pricing import channel_policy, quote_lines
 from db.orders import OrderIntake, order_number_seq
@@ -68,6 +70,7 @@ async def take_in(
     body: OrderCreate,
     idempotency_key: str | None,
     *,
+    pricing: DeliveryPricing,
     created_by: str | None = None,
     defaults: OrderPolicy | None = None,
 ) -> Intake:
@@ -75,7 +78,9 @@ async def take_in(
     fingerprint = request_hash(body)
     existing = await _find(conn, body, idempotency_key)
     if existing is None:
-        order = await _new_order(conn, body, created_by, defaults or OrderPolicy())
+        order = await _new_order(
+            conn, body, pricing, created_by, defaults or OrderPolicy()
+        )
         inserted = await conn.execute(
             insert(OrderIntake)
             .values(
@@ -145,13 +150,27 @@ async def _find(
 async def _new_order(
     conn: AsyncConnection,
     body: OrderCreate,
+    pricing: DeliveryPricing,
     created_by: str | None,
     defaults: OrderPolicy,
 ) -> PlaceOrder:
     lines = await price_lines(conn, body)
-    number = (await conn.execute(order_number_seq.next_value())).scalar_one()
     subtotal = sum(line.total_minor for line in lines)
-    shipping = 0  # delivery pricing arrives with the broker; free until then
+    policy = await channel_policy(conn, body.channel, defaults)
+    delivery = None
+    if body.delivery is not None:
+        basket = Basket.of(
+            ((line.sku, line.quantity, line.unit_price_minor) for line in lines),
+            body.currency,
+            body.shipping_address.country,
+            policy,
+        )
+        delivery, policy = await choose_delivery(
+            conn, pricing, basket, body.delivery.option, policy
+        )
+    # Without a chosen option the channel charged delivery itself.
+    shipping = 0 if delivery is None else delivery.price_minor
+    number = (await conn.execute(order_number_seq.next_value())).scalar_one()
     return PlaceOrder(
         order_id=str(uuid.uuid4()),
         number=f"SO-{number:06d}",
@@ -165,9 +184,10 @@ async def _new_order(
         shipping_minor=shipping,
         total_minor=subtotal + shipping,
         payment=PaymentDetails.model_validate(body.payment.model_dump()),
-        policy=await channel_policy(conn, body.channel, defaults),
+        policy=policy,
         created_by=created_by,
         placed_at=datetime.now(UTC),
+        delivery=delivery,
     )
 
 

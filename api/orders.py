@@ -107,6 +107,7 @@ async def create_order(
             conn,
             body,
             idempotency_key,
+            pricing=services.delivery_pricing,
             created_by=caller.actor,
             defaults=services.settings.order_defaults,
         )

@@ -74,6 +74,8 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)
     shipping_minor: Mapped[int] = mapped_column(BigInteger)
+    # The delivery option the customer chose (models.shipping.DeliveryChoice).
+    delivery: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     total_minor: Mapped[int] = mapped_column(BigInteger)
     authorized_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
     captured_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")

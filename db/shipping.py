@@ -22,6 +22,7 @@ class Shipment(Base):
     weight_grams: Mapped[int | None]
     carrier: Mapped[str | None] = mapped_column(String(32))
     tracking_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    label_ref: Mapped[str | None] = mapped_column(String(128))
     shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     tracking_status: Mapped[str | None] = mapped_column(String(32))

@@ -18,7 +18,7 @@ from models.orders import (
     PaymentStatus,
 )
 from models.rules import allowed_actions
-from models.shipping import ShipmentState
+from models.shipping import DeliveryChoice, ShipmentState
 
 
 class OrderLinePublic(BaseModel):
@@ -61,6 +61,7 @@ class OrderPublic(BaseModel):
     currency: str
     lines: list[OrderLinePublic]
     totals: Totals
+    delivery: DeliveryChoice | None
     payment: PaymentPublic
     shipments: list[ShipmentState]
     cancellation: Cancellation | None
@@ -102,6 +103,7 @@ class OrderPublic(BaseModel):
                 shipping=money(state.shipping_minor),
                 total=money(state.total_minor),
             ),
+            delivery=state.delivery,
             payment=PaymentPublic(
                 method=state.payment_method,
                 status=state.payment_status,

@@ -20,7 +20,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from models.money import Currency
-from models.shipping import ShipmentState, ShipmentStatus
+from models.shipping import DeliveryChoice, ShipmentState, ShipmentStatus
 
 
 class OrderStatus(StrEnum):
@@ -260,6 +260,18 @@ class OrderPolicy(BaseModel):
     late_after_seconds: float = 3 * 86_400
 
 
+class DeliveryChoiceIn(Contract):
+    """The delivery option the customer chose from a quote."""
+
+    option: str = Field(
+        min_length=3,
+        max_length=80,
+        pattern=r"^[a-z0-9_-]{1,32}:[a-z_]{1,32}$",
+        description="an option's id from POST /v1/delivery/quotes, e.g. "
+        "'sandbox:standard'; priced again when the order is created",
+    )
+
+
 class OrderCreate(Contract):
     """Body of `POST /v1/orders`."""
 
@@ -270,6 +282,11 @@ class OrderCreate(Contract):
     lines: list[OrderLineIn] = Field(min_length=1, max_length=100)
     currency: Currency
     payment: PaymentIn
+    delivery: DeliveryChoiceIn | None = Field(
+        default=None,
+        description="the delivery option chosen; absent: the channel charges "
+        "delivery itself and the order ships standard with the default carrier",
+    )
 
 
 class OrderLine(BaseModel):
@@ -330,6 +347,7 @@ class PlaceOrder(BaseModel):
     placed_at: datetime
     policy: OrderPolicy = OrderPolicy()
     created_by: str | None = None
+    delivery: DeliveryChoice | None = None
 
 
 class OrderState(BaseModel):
@@ -358,6 +376,7 @@ class OrderState(BaseModel):
     cancellation: Cancellation | None = None
     hold: Hold | None = None
     payment_link: PaymentLinkInfo | None = None
+    delivery: DeliveryChoice | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -390,6 +409,7 @@ class OrderState(BaseModel):
             subtotal_minor=order.subtotal_minor,
             shipping_minor=order.shipping_minor,
             total_minor=order.total_minor,
+            delivery=order.delivery,
             created_at=order.placed_at,
             updated_at=order.placed_at,
         )

@@ -1,6 +1,6 @@
 """Shipments: the child workflow's input, its activities' messages and its state."""
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -19,6 +19,21 @@ class ShipmentStatus(StrEnum):
     RETURNED = "returned"
 
 
+class ServiceLevel(StrEnum):
+    STANDARD = "standard"
+    EXPRESS = "express"
+
+
+class DeliveryChoice(BaseModel):
+    """The delivery option an order was placed with, priced at intake."""
+
+    carrier: str
+    service_level: ServiceLevel
+    option: str
+    price_minor: int
+    estimated_delivery: date
+
+
 class ShipmentLine(BaseModel):
     line: int
     sku: str
@@ -35,6 +50,7 @@ class ShipmentState(BaseModel):
     weight_grams: int | None = None
     carrier: str | None = None
     tracking_number: str | None = None
+    label_ref: str | None = None
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     held: bool = False
@@ -60,6 +76,9 @@ class FulfilShipment(BaseModel):
     postal_code: str
     # A parcel with no news from its carrier this long is flagged late.
     late_after_seconds: float = 3 * 86_400
+    # The carrier and service the customer chose; None: the default carrier.
+    carrier: str | None = None
+    service_level: ServiceLevel = ServiceLevel.STANDARD
 
 
 CarrierEventKind = Literal[
@@ -119,20 +138,38 @@ class Packed(BaseModel):
     weight_grams: int
 
 
+class Booking(BaseModel):
+    carrier: str
+    tracking_number: str
+    label_ref: str | None = None
+    # Set once the parcel has left.
+    shipped_at: datetime | None = None
+    check_after_seconds: float
+
+
 class BookShipment(BaseModel):
+    """Input of `book_shipment` (a label for the packed parcel) and of
+    `ship_shipment` (the parcel leaves; booked here if it was not before)."""
+
     order_id: str
     shipment: ShipmentState
     country: str
     postal_code: str
     event_id: str
     at: datetime
+    carrier: str | None = None
+    service_level: ServiceLevel = ServiceLevel.STANDARD
+    booking: Booking | None = None
 
 
-class Booking(BaseModel):
-    carrier: str
-    tracking_number: str
-    shipped_at: datetime
-    check_after_seconds: float
+class CancelBooking(BaseModel):
+    """Input of `cancel_booking`: the parcel will not leave after all."""
+
+    order_id: str
+    shipment: ShipmentState
+    booking: Booking
+    event_id: str
+    at: datetime
 
 
 class TrackShipment(BaseModel):

@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.carriers import EXPRESS_RATES
 from api.access import create_key
 from api.app import create_app
 from api.deps import Services
@@ -118,8 +119,18 @@ def gateway() -> GatedGateway:
 
 
 @pytest.fixture(scope="session")
-def carrier(settings: Settings) -> GatedCarrier:
-    return GatedCarrier(settings.sandbox_transit_seconds)
+def carriers(settings: Settings) -> list[GatedCarrier]:
+    """The two sandbox carriers, gated; the first is the default."""
+    transit = settings.sandbox_transit_seconds
+    return [
+        GatedCarrier(transit),
+        GatedCarrier(transit / 2, EXPRESS_RATES, tracking_prefix="SBE"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def carrier(carriers: list[GatedCarrier]) -> GatedCarrier:
+    return carriers[0]
 
 
 @pytest.fixture(scope="session")
@@ -128,9 +139,11 @@ async def worker(
     engine: AsyncEngine,
     settings: Settings,
     gateway: GatedGateway,
-    carrier: GatedCarrier,
+    carriers: list[GatedCarrier],
 ) -> AsyncIterator[Worker]:
-    worker = build_worker(client, engine, settings, gateway=gateway, carrier=carrier)
+    worker = build_worker(
+        client, engine, settings, gateway=gateway, carriers=list(carriers)
+    )
     async with worker:
         yield worker
 
@@ -150,8 +163,13 @@ async def keys(engine: AsyncEngine) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def app(client: Client, engine: AsyncEngine, settings: Settings) -> FastAPI:
-    return create_app(settings, Services(engine, client, settings))
+def app(
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    carriers: list[GatedCarrier],
+) -> FastAPI:
+    return create_app(settings, Services(engine, client, settings, tuple(carriers)))
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,15 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from activities.carriers import (
+    POST_RATES,
+    CarrierBooking,
+    CarrierTracking,
+    SandboxCarrier,
+)
 from activities.payment_gateway import CardDeclined, GatewayResult, SandboxGateway
-from activities.shipping import CarrierBooking, CarrierTracking, SandboxCarrier
+from models.delivery import RateCard
+from models.shipping import ServiceLevel
 
 
 @dataclass
@@ -57,11 +64,19 @@ class GatedGateway(SandboxGateway):
 
 
 class GatedCarrier(SandboxCarrier):
-    """Bookings to a gated postal code wait until the test opens the gate."""
+    """Parcels to a gated postal code wait at their hand-over to the carrier
+    (or, with a booking gate, at their booking) until the test opens it."""
 
-    def __init__(self, transit_seconds: float) -> None:
-        super().__init__(transit_seconds)
+    def __init__(
+        self,
+        transit_seconds: float,
+        rate_card: RateCard = POST_RATES,
+        tracking_prefix: str = "SBX",
+    ) -> None:
+        super().__init__(transit_seconds, rate_card, tracking_prefix)
         self.gates: dict[str, Gate] = {}
+        self.booking_gates: dict[str, Gate] = {}
+        self._postal_codes: dict[str, str] = {}
         # Parcels to these postal codes move only by webhook: asked, the
         # carrier has no news.
         self.silent: set[str] = set()
@@ -69,6 +84,9 @@ class GatedCarrier(SandboxCarrier):
 
     def gate(self, postal_code: str) -> Gate:
         return self.gates.setdefault(postal_code, Gate())
+
+    def booking_gate(self, postal_code: str) -> Gate:
+        return self.booking_gates.setdefault(postal_code, Gate())
 
     async def book(
         self,
@@ -78,21 +96,30 @@ class GatedCarrier(SandboxCarrier):
         weight_grams: int,
         country: str,
         postal_code: str,
+        service_level: ServiceLevel,
         idempotency_key: str,
     ) -> CarrierBooking:
-        if postal_code in self.gates:
-            await self.gates[postal_code].pass_through()
+        if postal_code in self.booking_gates:
+            await self.booking_gates[postal_code].pass_through()
         booking = await super().book(
             shipment_number=shipment_number,
             package_code=package_code,
             weight_grams=weight_grams,
             country=country,
             postal_code=postal_code,
+            service_level=service_level,
             idempotency_key=idempotency_key,
         )
+        self._postal_codes[booking.tracking_number] = postal_code
         if postal_code in self.silent:
             self._silent_parcels.add(booking.tracking_number)
         return booking
+
+    async def hand_over(self, *, tracking_number: str) -> None:
+        postal_code = self._postal_codes.get(tracking_number)
+        if postal_code in self.gates:
+            await self.gates[postal_code].pass_through()
+        await super().hand_over(tracking_number=tracking_number)
 
     async def track(
         self, *, tracking_number: str, shipped_at: datetime

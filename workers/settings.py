@@ -6,7 +6,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.orders import LostParcelPolicy, OrderPolicy
+from models.delivery import DeliveryRules
+from models.money import to_minor
+from models.orders import DecimalString, LostParcelPolicy, OrderPolicy
 
 
 class Settings(BaseSettings):
@@ -61,7 +63,10 @@ class Settings(BaseSettings):
     # Payments: the built-in sandbox unless a provider is configured.
     payment_gateway: str = "sandbox"
     webhook_secrets: dict[str, SecretStr] = Field(
-        default={"sandbox": SecretStr("sandbox-webhook-secret")},
+        default={
+            "sandbox": SecretStr("sandbox-webhook-secret"),
+            "sandbox-express": SecretStr("sandbox-express-webhook-secret"),
+        },
         description='HMAC secret per webhook provider, as JSON: {"provider": '
         '"secret"}; set your own in production',
     )
@@ -70,6 +75,11 @@ class Settings(BaseSettings):
     # Parcels: what happens to a lost one, and when a silent one is late.
     lost_parcel_policy: LostParcelPolicy = LostParcelPolicy.RESHIP
     late_shipment_seconds: float = Field(default=3 * 86_400, gt=0)
+
+    # Delivery prices: free standard delivery from this order value (in the
+    # order's currency; empty: never free), days before a parcel leaves.
+    delivery_free_over: DecimalString | None = "50.00"
+    delivery_handling_days: int = Field(default=1, ge=0, le=30)
 
     # Sandbox warehouse and carrier: how long until they confirm by themselves.
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
@@ -88,6 +98,15 @@ class Settings(BaseSettings):
         return OrderPolicy(
             lost_parcel=self.lost_parcel_policy,
             late_after_seconds=self.late_shipment_seconds,
+        )
+
+    def delivery_rules(self, currency: str) -> DeliveryRules:
+        free_over = self.delivery_free_over
+        return DeliveryRules(
+            free_standard_over_minor=(
+                None if free_over is None else to_minor(free_over, currency)
+            ),
+            handling_days=self.delivery_handling_days,
         )
 
     @property

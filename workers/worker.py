@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.carriers import Carrier, sandbox_carriers
 from activities.inventory import InventoryActivities
 from activities.orders import OrderActivities
 from activities.payment_gateway import PaymentGateway, SandboxGateway
 from activities.payments import PaymentActivities
-from activities.shipping import Carrier, SandboxCarrier, ShippingActivities
+from activities.shipping import ShippingActivities
 from db.engine import create_engine
 from workers.interceptors import RefusedDataIsFinal
 from workers.settings import Settings
@@ -37,7 +38,7 @@ def activities(
     settings: Settings,
     *,
     gateway: PaymentGateway | None = None,
-    carrier: Carrier | None = None,
+    carriers: list[Carrier] | None = None,
 ) -> list[Callable[..., Any]]:
     """Every activity, wired to the database and the sandbox providers by default."""
     orders = OrderActivities(engine)
@@ -45,7 +46,7 @@ def activities(
     payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
     shipping = ShippingActivities(
         engine,
-        carrier or SandboxCarrier(settings.sandbox_transit_seconds),
+        carriers or sandbox_carriers(settings.sandbox_transit_seconds),
         pick_seconds=settings.sandbox_pick_seconds,
         pack_seconds=settings.sandbox_pack_seconds,
     )
@@ -70,6 +71,8 @@ def activities(
         shipping.start_picking,
         shipping.record_shipment_event,
         shipping.pack_shipment,
+        shipping.book_shipment,
+        shipping.cancel_booking,
         shipping.ship_shipment,
         shipping.track_shipment,
     ]
@@ -81,16 +84,16 @@ def build_worker(
     settings: Settings,
     *,
     gateway: PaymentGateway | None = None,
-    carrier: Carrier | None = None,
+    carriers: list[Carrier] | None = None,
 ) -> Worker:
-    """A worker with the sandbox gateway and carrier unless others are given."""
+    """A worker with the sandbox gateway and carriers unless others are given."""
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
         interceptors=[RefusedDataIsFinal()],
         workflows=WORKFLOWS,
-        activities=activities(engine, settings, gateway=gateway, carrier=carrier),
+        activities=activities(engine, settings, gateway=gateway, carriers=carriers),
     )
 
 

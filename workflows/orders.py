@@ -65,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.shipping import (
         FulfilShipment,
+        ServiceLevel,
         ShipmentLine,
         ShipmentState,
         ShipmentStatus,
@@ -894,6 +895,8 @@ class OrderWorkflow:
         self, shipment: ShipmentState
     ) -> workflow.ChildWorkflowHandle[Any, ShipmentState]:
         address = self.state.shipping_address
+        # Every parcel goes with the carrier and service the customer chose.
+        delivery = self.order.delivery
         child = await workflow.start_child_workflow(
             ShipmentWorkflow.run,
             FulfilShipment(
@@ -903,6 +906,12 @@ class OrderWorkflow:
                 country=address.country,
                 postal_code=address.postal_code,
                 late_after_seconds=self.order.policy.late_after_seconds,
+                carrier=None if delivery is None else delivery.carrier,
+                service_level=(
+                    ServiceLevel.STANDARD
+                    if delivery is None
+                    else delivery.service_level
+                ),
             ),
             id=f"{workflow.info().workflow_id}-shipment-{shipment.number}",
             static_summary=f"shipment {shipment.number} from {shipment.warehouse}",

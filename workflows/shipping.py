@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from models.shipping import (
         Booking,
         BookShipment,
+        CancelBooking,
         CarrierEvent,
         DeliveryConfirmation,
         FulfilShipment,
@@ -55,12 +56,14 @@ class ShipmentWorkflow:
         self._events: list[CarrierEvent] = []
         self._seen_events: set[str] = set()
         self._gone: CarrierEvent | None = None
+        self._booking: Booking | None = None
 
     @workflow.run
     async def run(self, request: FulfilShipment) -> ShipmentState:
         try:
             return await self._fulfil()
         except _Stopped:
+            await self._cancel_booking()
             self._shipment.status = ShipmentStatus.CANCELLED
             await self._record(
                 "shipment.cancelled",
@@ -70,6 +73,7 @@ class ShipmentWorkflow:
             return self._shipment
         except asyncio.CancelledError:
             if not self._shipment.has_left:
+                await self._cancel_booking()
                 self._shipment.status = ShipmentStatus.CANCELLED
                 await self._record(
                     "shipment.cancelled",
@@ -90,6 +94,9 @@ class ShipmentWorkflow:
         )
         packed_by = await self._packing_done(ticket)
         await self._pack(packed_by)
+        if workflow.patched("book-at-packing"):
+            # The label goes on the parcel at the packing table.
+            await self._book()
         # A held order does not leave the warehouse.
         await self._until_released()
         if self._stop_requested:
@@ -285,23 +292,60 @@ class ShipmentWorkflow:
         self._shipment.weight_grams = packed.weight_grams
         await self._report()
 
-    async def _ship(self) -> Booking:
-        booking = await run_step(
-            "ship_shipment",
-            BookShipment(
+    def _booking_request(self) -> BookShipment:
+        return BookShipment(
+            order_id=self._request.order_id,
+            shipment=self._shipment,
+            country=self._request.country,
+            postal_code=self._request.postal_code,
+            event_id=str(workflow.uuid4()),
+            at=workflow.now(),
+            carrier=self._request.carrier,
+            service_level=self._request.service_level,
+            booking=self._booking,
+        )
+
+    async def _book(self) -> None:
+        """Book the packed parcel with its carrier: tracking number and label."""
+        self._booking = await run_step(
+            "book_shipment", self._booking_request(), Booking, summary="book carrier"
+        )
+        self._shipment.carrier = self._booking.carrier
+        self._shipment.tracking_number = self._booking.tracking_number
+        self._shipment.label_ref = self._booking.label_ref
+        await self._report()
+
+    async def _cancel_booking(self) -> None:
+        """The booked parcel stays in the warehouse: its label is cancelled."""
+        if self._booking is None:
+            return
+        booking, self._booking = self._booking, None
+        await run_step(
+            "cancel_booking",
+            CancelBooking(
                 order_id=self._request.order_id,
                 shipment=self._shipment,
-                country=self._request.country,
-                postal_code=self._request.postal_code,
+                booking=booking,
                 event_id=str(workflow.uuid4()),
                 at=workflow.now(),
             ),
-            Booking,
-            summary="book carrier and ship",
+            type(None),
+            summary="cancel carrier booking",
         )
+
+    async def _ship(self) -> Booking:
+        booking = await run_step(
+            "ship_shipment",
+            self._booking_request(),
+            Booking,
+            summary="hand to carrier" if self._booking else "book carrier and ship",
+        )
+        assert booking.shipped_at is not None
+        self._booking = booking
         self._shipment.status = ShipmentStatus.SHIPPED
         self._shipment.carrier = booking.carrier
         self._shipment.tracking_number = booking.tracking_number
+        self._shipment.label_ref = booking.label_ref
         self._shipment.shipped_at = booking.shipped_at
         await self._report()
         return booking
@@ -314,9 +358,11 @@ class ShipmentWorkflow:
         `late_after_seconds` is flagged late, once per silence.
         """
         late_after = timedelta(seconds=self._request.late_after_seconds)
+        shipped_at = booking.shipped_at
+        assert shipped_at is not None
         next_check = workflow.now() + timedelta(seconds=booking.check_after_seconds)
         while self._delivered is None and self._gone is None:
-            silent_since = self._shipment.last_movement_at or booking.shipped_at
+            silent_since = self._shipment.last_movement_at or shipped_at
             due = next_check
             if not self._shipment.late:
                 due = min(due, silent_since + late_after)
@@ -341,7 +387,7 @@ class ShipmentWorkflow:
                     shipment_id=self._shipment.shipment_id,
                     carrier=booking.carrier,
                     tracking_number=booking.tracking_number,
-                    shipped_at=booking.shipped_at,
+                    shipped_at=shipped_at,
                 ),
                 Tracking,
                 summary="track parcel",

@@ -54,6 +54,8 @@ POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "start_picking": DATABASE,
     "record_shipment_event": DATABASE,
     "pack_shipment": DATABASE,
+    "book_shipment": CARRIER,
+    "cancel_booking": CARRIER,
     "ship_shipment": CARRIER,
     "track_shipment": CARRIER,
 }

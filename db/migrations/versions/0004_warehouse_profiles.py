@@ -1,6 +1,6 @@
 """Warehouses as data for the broker: region, capabilities, safety stock;
 channels limited to warehouses and to a number of shipments per order;
-shipments' tracking status and late flag.
+shipments' tracking status, late flag and label; orders' delivery choice.
 
 Revision ID: 0004
 Revises: 0003
@@ -66,11 +66,17 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_shipments_late"), "shipments", ["late"])
+    op.add_column("shipments", sa.Column("label_ref", sa.String(128), nullable=True))
+    op.add_column(
+        "orders",
+        sa.Column("delivery", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("orders", "delivery")
     op.drop_index(op.f("ix_shipments_late"), "shipments")
-    for name in ("late", "last_movement_at", "tracking_status"):
+    for name in ("label_ref", "late", "last_movement_at", "tracking_status"):
         op.drop_column("shipments", name)
     op.drop_constraint(op.f("ck_channels_max_shipments_positive"), "channels")
     op.drop_column("channels", "max_shipments")
