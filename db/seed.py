@@ -1,4 +1,4 @@
-"""Demo catalogue for `oms dev` and `oms seed`: two warehouses, ten SKUs."""
+"""Demo catalogue for `oms dev` and `oms seed`: three warehouses, eleven SKUs."""
 
 import logging
 from typing import Any
@@ -14,23 +14,66 @@ from db.inventory import StockLevel, Warehouse
 
 logger = logging.getLogger(__name__)
 
-WAREHOUSES = [
-    {"code": "BER", "name": "Berlin fulfilment centre", "country": "DE", "priority": 1},
+WAREHOUSES: list[dict[str, Any]] = [
+    {
+        "code": "BER",
+        "name": "Berlin fulfilment centre",
+        "country": "DE",
+        "priority": 1,
+        "express": True,
+    },
     {"code": "AMS", "name": "Amsterdam store", "country": "NL", "priority": 2},
+    # Staff confirm picking and packing here (see the README's warehouse work).
+    {
+        "code": "HAM",
+        "name": "Hamburg store",
+        "country": "DE",
+        "priority": 3,
+        "confirmation": "manual",
+    },
 ]
 
-# sku, name, category, weight in grams, EUR price in cents, stock in BER, AMS
-PRODUCTS = [
-    ("TSHIRT-BLK-M", "T-shirt, black, M", "apparel", 180, 1999, 120, 40),
-    ("TSHIRT-WHT-L", "T-shirt, white, L", "apparel", 190, 1999, 80, 25),
-    ("HOODIE-GRY-M", "Hoodie, grey, M", "apparel", 520, 4999, 35, 10),
-    ("SNEAKER-42", "Running sneaker, size 42", "footwear", 780, 8950, 20, 6),
-    ("MUG-CERAMIC", "Ceramic mug, 350 ml", "home", 340, 1250, 200, 60),
-    ("LAMP-DESK", "Desk lamp, LED", "home", 1400, 3900, 15, 5),
-    ("HEADPHONES-BT", "Bluetooth headphones", "electronics", 260, 7990, 30, 0),
-    ("CHARGER-65W", "USB-C charger, 65 W", "electronics", 160, 3490, 50, 20),
-    ("NOTEBOOK-A5", "Notebook, A5, dotted", "stationery", 220, 990, 300, 100),
-    ("BACKPACK-20L", "Backpack, 20 l", "accessories", 900, 6900, 2, 1),
+# sku, name, category, weight in grams, EUR price in cents, stock per warehouse
+PRODUCTS: list[tuple[str, str, str, int, int, dict[str, int]]] = [
+    (
+        "TSHIRT-BLK-M",
+        "T-shirt, black, M",
+        "apparel",
+        180,
+        1999,
+        {"BER": 120, "AMS": 40},
+    ),
+    ("TSHIRT-WHT-L", "T-shirt, white, L", "apparel", 190, 1999, {"BER": 80, "AMS": 25}),
+    ("HOODIE-GRY-M", "Hoodie, grey, M", "apparel", 520, 4999, {"BER": 35, "AMS": 10}),
+    (
+        "SNEAKER-42",
+        "Running sneaker, size 42",
+        "footwear",
+        780,
+        8950,
+        {"BER": 20, "AMS": 6},
+    ),
+    ("MUG-CERAMIC", "Ceramic mug, 350 ml", "home", 340, 1250, {"BER": 200, "AMS": 60}),
+    ("LAMP-DESK", "Desk lamp, LED", "home", 1400, 3900, {"BER": 15, "AMS": 5}),
+    ("HEADPHONES-BT", "Bluetooth headphones", "electronics", 260, 7990, {"BER": 30}),
+    (
+        "CHARGER-65W",
+        "USB-C charger, 65 W",
+        "electronics",
+        160,
+        3490,
+        {"BER": 50, "AMS": 20},
+    ),
+    (
+        "NOTEBOOK-A5",
+        "Notebook, A5, dotted",
+        "stationery",
+        220,
+        990,
+        {"BER": 300, "AMS": 100},
+    ),
+    ("BACKPACK-20L", "Backpack, 20 l", "accessories", 900, 6900, {"BER": 2, "AMS": 1}),
+    ("POSTER-A2", "Poster, A2, harbour", "home", 300, 1490, {"HAM": 25}),
 ]
 
 # Channels and what their orders do when stock runs out.
@@ -74,7 +117,10 @@ async def seed_if_empty(engine: AsyncEngine) -> bool:
         if count:
             logger.info("catalogue has %s products, demo data not loaded", count)
             return False
-        await conn.execute(insert(Warehouse).on_conflict_do_nothing(), WAREHOUSES)
+        await conn.execute(
+            insert(Warehouse).on_conflict_do_nothing(),
+            [{"express": False, "confirmation": "automatic", **w} for w in WAREHOUSES],
+        )
         await conn.execute(
             insert(Product).on_conflict_do_nothing(),
             [
@@ -98,8 +144,8 @@ async def seed_if_empty(engine: AsyncEngine) -> bool:
             insert(StockLevel).on_conflict_do_nothing(),
             [
                 {"sku": sku, "warehouse": warehouse, "on_hand": on_hand}
-                for sku, *_, ber, ams in PRODUCTS
-                for warehouse, on_hand in (("BER", ber), ("AMS", ams))
+                for sku, *_, stock in PRODUCTS
+                for warehouse, on_hand in stock.items()
             ],
         )
     logger.info(

@@ -174,6 +174,22 @@ async def until_query(
     return await asyncio.wait_for(poll(), timeout)
 
 
+async def until_signalled(
+    handle: WorkflowHandle[Any, Any], signal: str, timeout: float = RESULT_TIMEOUT
+) -> None:
+    """Wait until the workflow's history shows it received `signal`."""
+
+    async def watch() -> None:
+        async for event in handle.fetch_history_events(wait_new_event=True):
+            signalled = event.workflow_execution_signaled_event_attributes
+            if event.HasField("workflow_execution_signaled_event_attributes"):
+                if signalled.signal_name == signal:
+                    return
+        raise AssertionError(f"workflow closed without receiving {signal!r}")
+
+    await asyncio.wait_for(watch(), timeout)
+
+
 async def stock_of(engine: AsyncEngine, sku: str) -> dict[str, tuple[int, int]]:
     """{warehouse: (on_hand, reserved)} for one SKU."""
     async with engine.connect() as conn:

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -65,7 +66,26 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
     ("GET", "/v1/sandbox/payment-links/sbx_link_none", None, EVERYONE),
     ("POST", "/v1/sandbox/parcels/SBX0/events", {"type": "lost"}, EVERYONE),
     ("POST", "/v1/sandbox/payment-links/sbx_link_none/pay", None, EVERYONE),
+    ("POST", "/v1/delivery/quotes", {}, {Role.INTEGRATOR, Role.SUPPORT, Role.ADMIN}),
 ]
+# Routes that need no key: probes, and webhooks that carry a signature instead.
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/"}
+
+
+def test_the_table_covers_every_route(app: FastAPI) -> None:
+    uncovered = [
+        f"{method} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        and not any(route.path.startswith(prefix) for prefix in OPEN)
+        for method in route.methods or ()
+        if not any(
+            method == listed and route.path_regex.match(path)
+            for listed, path, _, _ in ROUTES
+        )
+    ]
+
+    assert uncovered == []
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ async def shipped(
     state = await until_query(
         handle(client, order_id),
         OrderWorkflow.current_state,
-        lambda s: len([x for x in s.shipments if x.tracking_number]) >= count,
+        lambda s: len([x for x in s.shipments if x.shipped_at]) >= count,
     )
     return order_id, state
 

@@ -62,6 +62,7 @@ async def test_order_completes_when_stock_and_card_are_fine(
         "shipment.picking",
         "shipment.picked",
         "shipment.packed",
+        "shipment.booked",
         "shipment.shipped",
         "payment.captured",
         "shipment.delivered",

@@ -2,10 +2,12 @@
 
 `histories/` keeps histories recorded from real runs: `skeleton_*` from the
 first version of the order workflow, `before-split-shipments_saga_*` from
-the version that shipped every order as one parcel, `saga_*` from
-representative orders of the current one (happy path, split across two
-warehouses, decline, cancel at several stages, amendment, payment link paid
-and expired, cash on delivery, partial cancel). A change to
+the version that shipped every order as one parcel,
+`before-book-at-packing_saga_*` from shipments that booked their carrier only
+as they left, `saga_*` from representative orders of the current one (happy
+path, split across two warehouses, decline, cancel at several stages,
+amendment, payment link paid and expired, cash on delivery, partial cancel,
+short pick, lost parcel, express delivery). A change to
 workflow code that would make a running order take a different path fails
 here; guard it with `workflow.patched` instead (see the README).
 
@@ -16,7 +18,7 @@ Record fresh `saga_*` histories after such a guarded change with
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from temporalio.worker import Replayer, Worker
 from models.order_actions import (
     AmendLine,
     AmendOrder,
+    HoldOrder,
     LineQuantity,
     PaymentNotification,
 )
@@ -39,8 +42,10 @@ from models.orders import (
 )
 from models.shipping import (
     CarrierEvent,
+    DeliveryChoice,
     PackConfirmation,
     PickConfirmation,
+    ServiceLevel,
     ShipmentLine,
     ShipmentStatus,
 )
@@ -57,6 +62,7 @@ from tests.helpers import (
     start_held_after_payment,
     start_on_hold,
     start_order,
+    until_query,
     until_shipment,
     until_status,
 )
@@ -156,6 +162,28 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         )
         return order, handle
 
+    async def cancelled_after_packing() -> tuple[PlaceOrder, Handle]:
+        order = place_order([(manual, 1)])
+        handle = await start_order(client, order, queue)
+        state = await until_shipment(handle, ShipmentStatus.PICKING)
+        await handle.execute_update(
+            OrderWorkflow.hold, HoldOrder(reason="address check", actor="ann")
+        )
+        parcel = shipment_handle(client, order, state)
+        await parcel.signal(
+            ShipmentWorkflow.confirm_picked, PickConfirmation(actor="bo")
+        )
+        await parcel.signal(
+            ShipmentWorkflow.confirm_packed, PackConfirmation(actor="bo")
+        )
+        await until_query(
+            handle,
+            OrderWorkflow.current_state,
+            lambda s: s.shipments[0].label_ref is not None,
+        )
+        await cancel(handle)
+        return order, handle
+
     async def amended() -> tuple[PlaceOrder, Handle]:
         order = place_order([(automatic, 1)], token=gated_token())
         handle = await start_held_after_payment(client, order, queue, gateway)
@@ -202,6 +230,20 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         "partly_cancelled_while_picking": partly_cancelled_while_picking,
         "short_picked": short_picked,
         "parcel_lost": parcel_lost,
+        "cancelled_after_packing": cancelled_after_packing,
+        "express_delivery": lambda: plain(
+            place_order([(automatic, 1)]).model_copy(
+                update={
+                    "delivery": DeliveryChoice(
+                        carrier="sandbox-express",
+                        service_level=ServiceLevel.EXPRESS,
+                        option="sandbox-express:express",
+                        price_minor=1490,
+                        estimated_delivery=date(2026, 12, 8),
+                    )
+                }
+            )
+        ),
         "amended": amended,
         "paid_by_link": paid_by_link,
     }

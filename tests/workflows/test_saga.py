@@ -5,6 +5,7 @@ order's status. Gates in the sandbox gateway and carrier (tests/gates.py) stop
 an order at an exact moment without sleeping.
 """
 
+import asyncio
 import uuid
 
 import pytest
@@ -48,7 +49,9 @@ from tests.helpers import (
     start_order,
     stock_of,
     timeline_of,
+    until_query,
     until_shipment,
+    until_signalled,
     until_status,
 )
 from workers.settings import Settings
@@ -199,6 +202,7 @@ async def test_cancel_of_a_packed_parcel_that_has_not_left(
     worker: Worker,
     settings: Settings,
     engine: AsyncEngine,
+    carrier: GatedCarrier,
     make_product: MakeProduct,
 ) -> None:
     sku = await make_product({MANUAL: 4})
@@ -211,13 +215,58 @@ async def test_cancel_of_a_packed_parcel_that_has_not_left(
     parcel = shipment_handle(client, order, state)
     await parcel.signal(ShipmentWorkflow.confirm_picked, PickConfirmation(actor="bo"))
     await parcel.signal(ShipmentWorkflow.confirm_packed, PackConfirmation(actor="bo"))
-    packed = await until_shipment(handle, ShipmentStatus.PACKED)
-    assert packed.shipments[0].package_code
+    labelled = await until_query(
+        handle,
+        OrderWorkflow.current_state,
+        lambda s: s.shipments[0].label_ref is not None,
+    )
+    assert labelled.shipments[0].package_code
+    tracking_number = labelled.shipments[0].tracking_number
 
     cancelled = await cancel(handle)
 
     assert cancelled.shipments[0].status == ShipmentStatus.CANCELLED
     assert await stock_of(engine, sku) == {MANUAL: (4, 0)}
+    assert await payment_events_of(engine, order.order_id) == [
+        ("authorize", 1000),
+        ("void", 1000),
+    ]
+    # The label was booked at packing; the parcel stays, so it is cancelled.
+    assert tracking_number in carrier.cancelled
+    assert tracking_number not in carrier.handed_over
+    timeline = await timeline_of(engine, order.order_id)
+    assert timeline.index("shipment.booked") < timeline.index(
+        "shipment.booking_cancelled"
+    )
+
+
+async def test_cancel_while_the_label_is_booked_cancels_the_booking(
+    client: Client,
+    worker: Worker,
+    settings: Settings,
+    engine: AsyncEngine,
+    carrier: GatedCarrier,
+    make_product: MakeProduct,
+) -> None:
+    sku = await make_product({FIRST: 2})
+    postal_code = f"B{uuid.uuid4().hex[:8]}"
+    gate = carrier.booking_gate(postal_code)
+    order = place_order([(sku, 1)], postal_code=postal_code)
+    handle = await start_order(client, order, settings.temporal_task_queue)
+    await gate.entered.wait()  # packed; the carrier is printing the label
+
+    cancelling = asyncio.ensure_future(cancel(handle))
+    state = await handle.query(OrderWorkflow.current_state)
+    await until_signalled(shipment_handle(client, order, state), "stop")
+    gate.opened.set()
+    cancelled = await cancelling
+
+    assert cancelled.status == OrderStatus.CANCELLED
+    [parcel] = cancelled.shipments
+    assert parcel.status == ShipmentStatus.CANCELLED
+    assert parcel.tracking_number in carrier.cancelled
+    assert parcel.tracking_number not in carrier.handed_over
+    assert await stock_of(engine, sku) == {FIRST: (2, 0)}
     assert await payment_events_of(engine, order.order_id) == [
         ("authorize", 1000),
         ("void", 1000),

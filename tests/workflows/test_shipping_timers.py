@@ -64,15 +64,21 @@ class FakeWarehouseAndCarrier:
             package_code="PKG1", weight_grams=request.shipment.weight_grams or 1
         )
 
-    @activity.defn(name="ship_shipment")
-    async def ship_shipment(self, request: BookShipment) -> Booking:
-        self.events.append("shipment.shipped")
+    @activity.defn(name="book_shipment")
+    async def book_shipment(self, request: BookShipment) -> Booking:
+        self.events.append("shipment.booked")
         return Booking(
             carrier="fake",
             tracking_number="FAKE1",
-            shipped_at=request.at,
+            label_ref="label-1",
             check_after_seconds=DAY,
         )
+
+    @activity.defn(name="ship_shipment")
+    async def ship_shipment(self, request: BookShipment) -> Booking:
+        self.events.append("shipment.shipped")
+        assert request.booking is not None, "booked at packing"
+        return request.booking.model_copy(update={"shipped_at": request.at})
 
     @activity.defn(name="track_shipment")
     async def track_shipment(self, request: TrackShipment) -> Tracking:
@@ -122,6 +128,7 @@ def worker_for(env: WorkflowEnvironment, fakes: FakeWarehouseAndCarrier) -> Work
             fakes.start_picking,
             fakes.record_shipment_event,
             fakes.pack_shipment,
+            fakes.book_shipment,
             fakes.ship_shipment,
             fakes.track_shipment,
         ],
@@ -148,6 +155,7 @@ async def test_automatic_warehouse_and_polled_carrier_need_nobody(
         "shipment.picking",
         "shipment.picked",
         "shipment.packed",
+        "shipment.booked",
         "shipment.shipped",
         "shipment.delivered",
     ]
