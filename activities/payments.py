@@ -298,7 +298,8 @@ class PaymentActivities:
                 event_id=request.event_id,
                 at=request.at,
                 type="payment.captured",
-                message=f"{amount} {request.currency} {collected}",
+                message=f"{amount} {request.currency} {collected}"
+                + (f" for {request.purpose}" if request.purpose else ""),
                 data={"amount": amount, "reference": reference},
             )
         activity.logger.info(

@@ -141,4 +141,4 @@ def _reason(
         why = f"as near to {where}, higher priority"
     else:
         why = "as near and of the same priority, first by code"
-    return f"{reason}; chosen over {other}: {why}"
+    return f"{reason}; chosen over shipping from {other}: {why}"

@@ -1,6 +1,6 @@
 """Orders as the API shows them."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,7 +18,7 @@ from models.orders import (
     PaymentStatus,
 )
 from models.rules import allowed_actions
-from models.shipping import DeliveryChoice, ShipmentState
+from models.shipping import ServiceLevel, ShipmentState
 
 
 class OrderLinePublic(BaseModel):
@@ -35,6 +35,16 @@ class Totals(BaseModel):
     subtotal: Money
     shipping: Money
     total: Money
+
+
+class DeliveryPublic(BaseModel):
+    """The delivery option the order was placed with, and what it cost."""
+
+    option: str
+    carrier: str
+    service_level: ServiceLevel
+    price: Money
+    estimated_delivery: date
 
 
 class PaymentPublic(BaseModel):
@@ -61,7 +71,7 @@ class OrderPublic(BaseModel):
     currency: str
     lines: list[OrderLinePublic]
     totals: Totals
-    delivery: DeliveryChoice | None
+    delivery: DeliveryPublic | None
     payment: PaymentPublic
     shipments: list[ShipmentState]
     cancellation: Cancellation | None
@@ -103,7 +113,17 @@ class OrderPublic(BaseModel):
                 shipping=money(state.shipping_minor),
                 total=money(state.total_minor),
             ),
-            delivery=state.delivery,
+            delivery=(
+                None
+                if state.delivery is None
+                else DeliveryPublic(
+                    option=state.delivery.option,
+                    carrier=state.delivery.carrier,
+                    service_level=state.delivery.service_level,
+                    price=money(state.delivery.price_minor),
+                    estimated_delivery=state.delivery.estimated_delivery,
+                )
+            ),
             payment=PaymentPublic(
                 method=state.payment_method,
                 status=state.payment_status,

@@ -42,6 +42,8 @@ class CapturePayment(BaseModel):
     idempotency_key: str
     event_id: str
     at: datetime
+    # What the money is for, for the timeline ("shipment SO-000001-1").
+    purpose: str | None = None
 
 
 class Captured(BaseModel):

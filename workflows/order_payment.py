@@ -263,7 +263,11 @@ class OrderPayment:
             return
         if last:
             self._p.undo.discard(VOID)
-        await self._capture(f"{self._p.state.order_id}:capture:{number}", amount_minor)
+        await self._capture(
+            f"{self._p.state.order_id}:capture:{number}",
+            amount_minor,
+            purpose=f"shipment {number}",
+        )
 
     async def on_delivered(self) -> None:
         """Cash is collected by the carrier at the door."""
@@ -272,7 +276,9 @@ class OrderPayment:
         self._p.undo.discard(VOID)
         await self._capture(f"{self._p.state.order_id}:capture:cod")
 
-    async def _capture(self, key: str, amount_minor: int | None = None) -> None:
+    async def _capture(
+        self, key: str, amount_minor: int | None = None, purpose: str | None = None
+    ) -> None:
         assert self._authorization is not None
         state = self._p.state
         captured = await self._p.call(
@@ -287,6 +293,7 @@ class OrderPayment:
                 idempotency_key=key,
                 event_id=self._p.event_id(),
                 at=workflow.now(),
+                purpose=purpose,
             ),
             Captured,
             summary="capture payment",

@@ -440,10 +440,11 @@ class ShipmentWorkflow:
         assert self._delivered is not None
         self._shipment.status = ShipmentStatus.DELIVERED
         self._shipment.delivered_at = self._delivered.delivered_at
+        said = self._delivered.description
         await self._record(
             "shipment.delivered",
-            f"shipment {self._shipment.number} delivered: "
-            f"{self._delivered.description}",
+            f"shipment {self._shipment.number} delivered"
+            + ("" if said == "delivered" else f": {said}"),
             f"carrier:{self._shipment.carrier}",
         )
 

@@ -131,6 +131,7 @@ async def test_an_express_order_is_charged_its_price_and_ships_express(
     assert order["totals"]["total"]["amount"] == "34.90"
     assert order["delivery"]["carrier"] == "sandbox-express"
     assert order["delivery"]["service_level"] == "express"
+    assert order["delivery"]["price"] == {"amount": "14.90", "currency": "EUR"}
     done = await finish(client, order["id"])
     assert done.status == "completed"
     [parcel] = done.shipments
@@ -169,6 +170,12 @@ async def test_delivery_is_captured_with_the_first_of_two_parcels(
     # Whichever parcel leaves first carries the delivery charge.
     assert captures in ([1490, 2500], [1000, 2990])
     assert done.captured_minor == done.total_minor == 3990
+    timeline = (await api.get(f"/v1/orders/{order['id']}/timeline")).json()
+    charged = [e["message"] for e in timeline if e["type"] == "payment.captured"]
+    # Each capture says which parcel it paid for.
+    assert sorted(message.split(" for shipment ")[1] for message in charged) == sorted(
+        s.number for s in done.shipments
+    )
 
 
 async def test_an_option_not_offered_is_refused_naming_what_is(

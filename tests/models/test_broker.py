@@ -42,7 +42,9 @@ def test_the_nearest_warehouse_ships_when_several_have_everything() -> None:
 
     assert shipped(plan) == {"MUC": {"A": 2}}
     assert plan is not None
-    assert plan.reason == "MUC has every line; chosen over BER: nearer to DE (BY)"
+    assert plan.reason == (
+        "MUC has every line; chosen over shipping from BER: nearer to DE (BY)"
+    )
 
 
 def test_priority_decides_between_warehouses_as_near() -> None:
