@@ -16,7 +16,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.deps import ServicesDep
@@ -58,15 +59,23 @@ async def create_key(
         raise ValueError("an integrator key needs a channel, and only it")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     async with engine.begin() as conn:
-        await conn.execute(
-            insert(ApiKey).values(
+        added = await conn.execute(
+            insert(ApiKey)
+            .values(
                 name=name,
                 role=role,
                 channel=channel,
                 key_hash=hash_key(key),
                 prefix=key[: len(KEY_PREFIX) + 6],
             )
+            .on_conflict_do_nothing()
+            .returning(ApiKey.id)
         )
+        if added.first() is None:
+            raise ValueError(
+                f"a live key named {name!r} exists: revoke it first, or choose "
+                "another name"
+            )
     return key
 
 

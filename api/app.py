@@ -16,6 +16,7 @@ from api import (
     inventory,
     order_actions,
     orders,
+    returns,
     shipments,
     webhooks,
 )
@@ -105,4 +106,5 @@ def create_app(
     app.include_router(inventory.router, prefix="/v1")
     app.include_router(shipments.router, prefix="/v1")
     app.include_router(delivery.router, prefix="/v1")
+    app.include_router(returns.router, prefix="/v1")
     return app

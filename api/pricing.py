@@ -129,6 +129,13 @@ async def channel_policy(
     ).first()
     if row is None:
         return defaults
+    own = {
+        "return_window_seconds": row.return_window_seconds,
+        "return_review_reasons": row.return_review_reasons,
+        "return_goods_seconds": row.return_goods_seconds,
+        "refund_delivery": row.refund_delivery,
+        "exchange_ships": row.exchange_ships,
+    }
     return OrderPolicy.model_validate(
         {
             **defaults.model_dump(),
@@ -138,5 +145,7 @@ async def channel_policy(
             "payment_link_seconds": row.payment_link_seconds,
             "max_shipments": row.max_shipments,
             "warehouses": row.warehouses,
+            # Return rules the channel leaves empty come from the defaults.
+            **{name: value for name, value in own.items() if value is not None},
         }
     )

@@ -36,4 +36,12 @@ class Channel(Base):
     # and how many shipments one order may be split into.
     warehouses: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
     max_shipments: Mapped[int] = mapped_column(server_default="3")
+    # Returns (NULL: the defaults from settings): the window after delivery,
+    # the reasons staff review first, how long the goods may take to arrive,
+    # whether a full return refunds delivery, when an exchange ships.
+    return_window_seconds: Mapped[float | None]
+    return_review_reasons: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
+    return_goods_seconds: Mapped[float | None]
+    refund_delivery: Mapped[str | None] = mapped_column(String(16))
+    exchange_ships: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_at_column()

@@ -84,6 +84,8 @@ CHANNELS: list[dict[str, Any]] = [
         "name": "Marketplace bridge",
         "out_of_stock_policy": "backorder",
         "backorder_seconds": 14 * 86_400,
+        # Staff look at these returns before a label is issued.
+        "return_review_reasons": ["damaged", "not_as_described"],
     },
     {
         "code": "callcentre",

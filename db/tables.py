@@ -1,6 +1,15 @@
 """Imports every table module so `Base.metadata` is complete (for Alembic)."""
 
-from db import access, catalog, channels, inventory, orders, payments, shipping
+from db import (
+    access,
+    catalog,
+    channels,
+    inventory,
+    orders,
+    payments,
+    returns,
+    shipping,
+)
 from db.base import Base
 
 metadata = Base.metadata
@@ -13,5 +22,6 @@ __all__ = [
     "metadata",
     "orders",
     "payments",
+    "returns",
     "shipping",
 ]

@@ -17,6 +17,7 @@ from models.orders import (
     PaymentLinkInfo,
     PaymentStatus,
 )
+from models.return_views import ReturnPublic
 from models.rules import allowed_actions
 from models.shipping import ServiceLevel, ShipmentState
 
@@ -74,6 +75,8 @@ class OrderPublic(BaseModel):
     delivery: DeliveryPublic | None
     payment: PaymentPublic
     shipments: list[ShipmentState]
+    returns: list[ReturnPublic]
+    return_window_ends: datetime | None
     cancellation: Cancellation | None
     hold: Hold | None
     allowed_actions: list[str]
@@ -133,6 +136,8 @@ class OrderPublic(BaseModel):
                 link=state.payment_link,
             ),
             shipments=state.shipments,
+            returns=[ReturnPublic.of(ret) for ret in state.returns],
+            return_window_ends=state.return_window_ends,
             cancellation=state.cancellation,
             hold=state.hold,
             allowed_actions=allowed_actions(state),

@@ -20,6 +20,14 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 from models.money import Currency
+from models.returns import (
+    LIVE_RETURN_STATUSES,
+    ExchangeOf,
+    ExchangeShipping,
+    RefundDelivery,
+    ReturnReason,
+    ReturnState,
+)
 from models.shipping import DeliveryChoice, ShipmentState, ShipmentStatus
 
 
@@ -258,6 +266,14 @@ class OrderPolicy(BaseModel):
     warehouses: list[str] | None = None
     lost_parcel: LostParcelPolicy = LostParcelPolicy.RESHIP
     late_after_seconds: float = 3 * 86_400
+    # Returns: how long after the last delivery, which reasons staff review
+    # first, how long the goods may take to come back, whether the delivery
+    # charge is refunded, when an exchange's replacement leaves.
+    return_window_seconds: float = 14 * 86_400
+    return_review_reasons: list[ReturnReason] = []
+    return_goods_seconds: float = 30 * 86_400
+    refund_delivery: RefundDelivery = RefundDelivery.FULL_RETURN
+    exchange_ships: ExchangeShipping = ExchangeShipping.ON_RECEIPT
 
 
 class DeliveryChoiceIn(Contract):
@@ -348,6 +364,8 @@ class PlaceOrder(BaseModel):
     policy: OrderPolicy = OrderPolicy()
     created_by: str | None = None
     delivery: DeliveryChoice | None = None
+    # A replacement order: the order and return it exchanges goods for.
+    exchange: ExchangeOf | None = None
 
 
 class OrderState(BaseModel):
@@ -377,6 +395,11 @@ class OrderState(BaseModel):
     hold: Hold | None = None
     payment_link: PaymentLinkInfo | None = None
     delivery: DeliveryChoice | None = None
+    returns: list[ReturnState] = []
+    # Returns are accepted until then (set when the last parcel is delivered).
+    return_window_ends: datetime | None = None
+    # The number of the order whose returned goods pay for this one.
+    replaces: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -384,6 +407,24 @@ class OrderState(BaseModel):
     def shipped(self) -> bool:
         """A shipment has left: the order can no longer be cancelled."""
         return any(shipment.has_left for shipment in self.shipments)
+
+    def delivered_units(self) -> dict[int, int]:
+        """Units per line that reached the customer."""
+        units: dict[int, int] = {}
+        for shipment in self.shipments:
+            if shipment.status == ShipmentStatus.DELIVERED:
+                for item in shipment.lines:
+                    units[item.line] = units.get(item.line, 0) + item.quantity
+        return units
+
+    def returnable_units(self) -> dict[int, int]:
+        """Delivered units per line that no return holds yet."""
+        units = self.delivered_units()
+        for opened in self.returns:
+            if opened.status in LIVE_RETURN_STATUSES:
+                for item in opened.lines:
+                    units[item.line] = units.get(item.line, 0) - item.quantity
+        return units
 
     @property
     def picking_started(self) -> bool:
@@ -410,6 +451,7 @@ class OrderState(BaseModel):
             shipping_minor=order.shipping_minor,
             total_minor=order.total_minor,
             delivery=order.delivery,
+            replaces=None if order.exchange is None else order.exchange.order_number,
             created_at=order.placed_at,
             updated_at=order.placed_at,
         )

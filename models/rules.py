@@ -6,12 +6,14 @@ name as the problem type, and an order's view lists the actions its current
 state allows, so a client never has to guess.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
 from models.orders import TERMINAL_STATUSES, OrderState, OrderStatus, PaymentStatus
+from models.returns import ReturnedQuantity
 from models.shipping import ShipmentStatus
 
 StatusT = TypeVar("StatusT", OrderStatus, PaymentStatus, ShipmentStatus)
@@ -22,6 +24,7 @@ class Action(StrEnum):
     AMEND = "amend"
     HOLD = "hold"
     RELEASE = "release"
+    RETURN = "return"
 
 
 class Role(StrEnum):
@@ -144,6 +147,28 @@ NOT_ON_HOLD = Guard(
     lambda s: f"the order is {s.status}, not on hold",
 )
 
+REPLACEMENT = Guard(
+    "replacement-order",
+    lambda s: s.replaces is not None,
+    lambda s: (
+        f"the order replaces goods returned from order {s.replaces}; "
+        "change or return it through that order's support staff"
+    ),
+)
+WINDOW_CLOSED = Guard(
+    "return-window-closed",
+    lambda s: (
+        s.status == OrderStatus.COMPLETED
+        or (s.status == OrderStatus.DELIVERED and s.return_window_ends is None)
+    ),
+    lambda s: "the order's return window has closed",
+)
+NOT_DELIVERED = Guard(
+    "order-not-delivered",
+    lambda s: s.status != OrderStatus.DELIVERED,
+    lambda s: f"the order is {s.status}; only delivered goods can be returned",
+)
+
 STAFF = frozenset({Role.SUPPORT, Role.ADMIN})
 ACTIONS: dict[Action, ActionRule] = {
     Action.CANCEL: ActionRule(
@@ -153,7 +178,7 @@ ACTIONS: dict[Action, ActionRule] = {
     ),
     Action.AMEND: ActionRule(
         roles=STAFF | {Role.INTEGRATOR},
-        guards=(CLOSED, DELIVERED, SHIPMENT_LEFT, PICKING_STARTED),
+        guards=(CLOSED, DELIVERED, SHIPMENT_LEFT, PICKING_STARTED, REPLACEMENT),
         needs="a new shipping address, or the order's lines as they should be",
     ),
     Action.HOLD: ActionRule(
@@ -162,6 +187,12 @@ ACTIONS: dict[Action, ActionRule] = {
         needs="a reason",
     ),
     Action.RELEASE: ActionRule(roles=STAFF, guards=(NOT_ON_HOLD,), needs="nothing"),
+    Action.RETURN: ActionRule(
+        roles=STAFF | {Role.INTEGRATOR},
+        guards=(WINDOW_CLOSED, NOT_DELIVERED, REPLACEMENT),
+        needs="delivered lines and quantities, a reason code; optionally "
+        "replacement SKUs for an exchange",
+    ),
 }
 
 
@@ -170,6 +201,35 @@ def refusal(action: Action, state: OrderState) -> Refusal | None:
     for guard in ACTIONS[action].guards:
         if guard.refuses(state):
             return Refusal(guard.rule, guard.message(state))
+    return None
+
+
+def return_refusal(
+    state: OrderState, lines: Sequence[ReturnedQuantity], now: datetime
+) -> Refusal | None:
+    """Why these units cannot be returned now, or None if they can: only
+    within the window, only delivered units no other return holds."""
+    refused = refusal(Action.RETURN, state)
+    if refused is not None:
+        return refused
+    ends = state.return_window_ends
+    if ends is None or now > ends:
+        return Refusal("return-window-closed", "the order's return window has closed")
+    known = {line.line for line in state.lines}
+    asked: dict[int, int] = {}
+    for item in lines:
+        if item.line not in known:
+            return Refusal("invalid-lines", f"the order has no line {item.line}")
+        asked[item.line] = asked.get(item.line, 0) + item.quantity
+    returnable = state.returnable_units()
+    for line, units in sorted(asked.items()):
+        left = max(returnable.get(line, 0), 0)
+        if units > left:
+            return Refusal(
+                "return-exceeds-delivered",
+                f"line {line}: {units} units asked, {left} delivered and not "
+                "returned yet",
+            )
     return None
 
 

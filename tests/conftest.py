@@ -72,6 +72,8 @@ def settings(database_url: str) -> Settings:
         sandbox_pick_seconds=0.05,
         sandbox_pack_seconds=0.05,
         sandbox_transit_seconds=0.1,
+        # Delivered orders complete at once; return tests open a window.
+        return_window_seconds=0,
     )
 
 

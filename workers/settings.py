@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.delivery import DeliveryRules
 from models.money import to_minor
 from models.orders import DecimalString, LostParcelPolicy, OrderPolicy
+from models.returns import ExchangeShipping, RefundDelivery, ReturnReason
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,16 @@ class Settings(BaseSettings):
     lost_parcel_policy: LostParcelPolicy = LostParcelPolicy.RESHIP
     late_shipment_seconds: float = Field(default=3 * 86_400, gt=0)
 
+    # Returns, unless the channel says otherwise: the window after the last
+    # delivery, reasons that staff review first, how long the goods may take
+    # to come back, whether a full return refunds delivery, when an
+    # exchange's replacement ships.
+    return_window_seconds: float = Field(default=14 * 86_400, ge=0)
+    return_review_reasons: list[ReturnReason] = []
+    return_goods_seconds: float = Field(default=30 * 86_400, gt=0)
+    refund_delivery: RefundDelivery = RefundDelivery.FULL_RETURN
+    exchange_ships: ExchangeShipping = ExchangeShipping.ON_RECEIPT
+
     # Delivery prices: free standard delivery from this order value (in the
     # order's currency; empty: never free), days before a parcel leaves.
     delivery_free_over: DecimalString | None = "50.00"
@@ -98,6 +109,11 @@ class Settings(BaseSettings):
         return OrderPolicy(
             lost_parcel=self.lost_parcel_policy,
             late_after_seconds=self.late_shipment_seconds,
+            return_window_seconds=self.return_window_seconds,
+            return_review_reasons=self.return_review_reasons,
+            return_goods_seconds=self.return_goods_seconds,
+            refund_delivery=self.refund_delivery,
+            exchange_ships=self.exchange_ships,
         )
 
     def delivery_rules(self, currency: str) -> DeliveryRules:

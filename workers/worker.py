@@ -16,17 +16,19 @@ from activities.inventory import InventoryActivities
 from activities.orders import OrderActivities
 from activities.payment_gateway import PaymentGateway, SandboxGateway
 from activities.payments import PaymentActivities
+from activities.returns import ReturnActivities
 from activities.shipping import ShippingActivities
 from db.engine import create_engine
 from workers.interceptors import RefusedDataIsFinal
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows.orders import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.shipping import ShipmentWorkflow
 
 logger = logging.getLogger(__name__)
 
-WORKFLOWS = [OrderWorkflow, ShipmentWorkflow]
+WORKFLOWS = [OrderWorkflow, ShipmentWorkflow, ReturnWorkflow]
 
 # On SIGTERM, activities in hand get this long to finish before they are
 # cancelled (and retried elsewhere).
@@ -44,9 +46,11 @@ def activities(
     orders = OrderActivities(engine)
     inventory = InventoryActivities(engine)
     payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
+    carriers = carriers or sandbox_carriers(settings.sandbox_transit_seconds)
+    returns = ReturnActivities(engine, carriers)
     shipping = ShippingActivities(
         engine,
-        carriers or sandbox_carriers(settings.sandbox_transit_seconds),
+        carriers,
         pick_seconds=settings.sandbox_pick_seconds,
         pack_seconds=settings.sandbox_pack_seconds,
     )
@@ -75,6 +79,11 @@ def activities(
         shipping.cancel_booking,
         shipping.ship_shipment,
         shipping.track_shipment,
+        returns.record_return,
+        returns.place_exchange,
+        returns.issue_return_label,
+        returns.cancel_return_label,
+        returns.restock_return,
     ]
 
 

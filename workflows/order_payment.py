@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         VoidPayment,
         payment_id_for,
     )
+    from models.returns import EXCHANGE
     from workflows.saga import Compensations
 
 R = TypeVar("R")
@@ -101,7 +102,17 @@ class OrderPayment:
 
     async def take(self) -> None:
         """Authorize the card, register the cash, or wait for the link's payment."""
-        if self.method == PaymentMethod.LINK:
+        if self.method == EXCHANGE:
+            # A replacement order: the returned goods pay for it.
+            self._p.state.payment_status = PaymentStatus.CAPTURED
+            exchange = self._p.order.exchange
+            assert exchange is not None
+            await self._p.note(
+                "payment.exchange",
+                f"paid with the goods of return {exchange.rma} of order "
+                f"{exchange.order_number}",
+            )
+        elif self.method == PaymentMethod.LINK:
             await self._pay_by_link()
         else:
             key = f"{self._p.order.order_id}:authorize"
@@ -461,6 +472,67 @@ class OrderPayment:
         state = self._p.state
         await self._refund(
             state.captured_minor - state.refunded_minor, self._p.undo_reason
+        )
+
+    def refund_target(self) -> str | None:
+        """The payment that money goes back to: the paid link, or the
+        authorization the card (or the cash) was captured on."""
+        if self._paid_link is not None:
+            return self._paid_link.payment_id
+        if self._authorization is not None:
+            return self._authorization.payment_id
+        return None
+
+    def can_charge(self) -> bool:
+        """The order's card can be charged again (it has a token)."""
+        return self.method == PaymentMethod.CARD and bool(self._p.order.payment.token)
+
+    async def charge(self, amount_minor: int, key: str, purpose: str) -> None:
+        """Charge the order's card once more, for `purpose` (an exchange's
+        difference): a new authorization, captured at once."""
+        state = self._p.state
+        authorization = await self._p.call(
+            "authorize_payment",
+            AuthorizePayment(
+                order_id=state.order_id,
+                method=self.method,
+                token=self._p.order.payment.token,
+                amount_minor=amount_minor,
+                currency=state.currency,
+                idempotency_key=f"{key}:authorize",
+                event_id=self._p.event_id(),
+                at=workflow.now(),
+                replacing=True,
+            ),
+            Authorization,
+            summary="authorize payment",
+        )
+        await self._p.call(
+            "capture_payment",
+            CapturePayment(
+                order_id=state.order_id,
+                payment_id=authorization.payment_id,
+                amount_minor=amount_minor,
+                currency=state.currency,
+                idempotency_key=f"{key}:capture",
+                event_id=self._p.event_id(),
+                at=workflow.now(),
+                purpose=purpose,
+            ),
+            Captured,
+            summary="capture payment",
+        )
+        state.authorized_minor += amount_minor
+        state.captured_minor += amount_minor
+
+    def refunded(self, amount_minor: int) -> None:
+        """A return gave `amount_minor` back (its own workflow refunded it)."""
+        state = self._p.state
+        state.refunded_minor += amount_minor
+        state.payment_status = (
+            PaymentStatus.REFUNDED
+            if state.refunded_minor >= state.captured_minor
+            else PaymentStatus.PARTIALLY_REFUNDED
         )
 
     async def refund_captured(self, amount_minor: int, reason: str) -> None:

@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         OutOfStockPolicy,
         PlaceOrder,
     )
+    from models.returns import ExchangeGoods, OpenReturn, ReturnState
     from models.rules import (
         ORDER_TRANSITIONS,
         Action,
@@ -75,12 +76,13 @@ with workflow.unsafe.imports_passed_through():
         OrderPayment,
         PaymentRefused,
     )
+    from workflows.order_returns import OrderReturns
     from workflows.saga import Compensations
     from workflows.shipping import ShipmentWorkflow
     from workflows.steps import run_step
 
 R = TypeVar("R")
-Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder
+Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder | OpenReturn
 _Run = tuple[ShipmentState, workflow.ChildWorkflowHandle[Any, ShipmentState]]
 _GONE = (ShipmentStatus.LOST, ShipmentStatus.RETURNED)
 
@@ -162,6 +164,7 @@ class OrderWorkflow:
         self.undo = Compensations(f"order {order.order_id}")
         self.undo_reason = "order not fulfilled"
         self._payment = OrderPayment(self)
+        self._returns = OrderReturns(self, self._payment)
         self._requests: list[_Pending] = []
         self._serving: _Pending | None = None
         self._ending = False
@@ -169,6 +172,7 @@ class OrderWorkflow:
         self._restocked = False
         self._awaiting_stock = False
         self._shipment_runs: list[workflow.ChildWorkflowHandle[Any, ShipmentState]] = []
+        self._returned_goods: ExchangeGoods | None = None
 
     @workflow.run
     async def run(self, order: PlaceOrder) -> OrderState:
@@ -182,7 +186,10 @@ class OrderWorkflow:
             await self.set_status(
                 OrderStatus.CONFIRMED, "order.confirmed", "stock reserved and paid"
             )
+            await self._await_returned_goods()
             await self._fulfil()
+            if workflow.patched("return-window"):
+                await self._returns.window()
             await self.set_status(OrderStatus.COMPLETED, "order.completed", "done")
         except OrderCancelled as cancelled:
             await self._end_cancelled(cancelled.request, cancelled.pending)
@@ -241,6 +248,26 @@ class OrderWorkflow:
     @release.validator
     def _check_release(self, request: ReleaseOrder) -> None:
         _refuse(refusal(Action.RELEASE, self.state))
+
+    @workflow.update
+    async def request_return(self, request: OpenReturn) -> ReturnState:
+        """Open a return for delivered units, within the return window."""
+        await self._submit(Action.RETURN, request)
+        return self._returns.opened(request.return_id)
+
+    @request_return.validator
+    def _check_return(self, request: OpenReturn) -> None:
+        _refuse(self._returns.refusal(request))
+
+    @workflow.signal
+    def return_progress(self, ret: ReturnState) -> None:
+        """A return's child workflow reports each step it completes."""
+        self._returns.progress(ret)
+
+    @workflow.signal
+    def exchange_goods(self, goods: ExchangeGoods) -> None:
+        """A replacement order hears whether the returned goods came back."""
+        self._returned_goods = self._returned_goods or goods
 
     @workflow.signal
     def shipment_progress(self, shipment: ShipmentState) -> None:
@@ -351,6 +378,28 @@ class OrderWorkflow:
                     actor="system",
                 )
             ) from None
+
+    async def _await_returned_goods(self) -> None:
+        """A replacement order that ships on receipt waits for the goods of
+        its return; if they never come back it is cancelled."""
+        exchange = self.order.exchange
+        if exchange is None or not exchange.wait_for_goods:
+            return
+        await self.note(
+            "exchange.waiting",
+            f"reserved; ships once the goods of return {exchange.rma} are back",
+        )
+        await self.wait_for(lambda: self._returned_goods is not None, None)
+        goods = self._returned_goods
+        assert goods is not None
+        if not goods.received:
+            raise OrderCancelled(
+                CancelOrder(
+                    reason=CancelReason.OTHER, note=goods.message, actor="system"
+                )
+            )
+        await self.note("exchange.goods_back", goods.message)
+        await self._checkpoint()
 
     async def _fulfil(self) -> None:
         if workflow.patched("split-shipments"):
@@ -607,6 +656,10 @@ class OrderWorkflow:
             await self._amend(request)
         elif isinstance(request, HoldOrder):
             await self._hold(request)
+        elif isinstance(request, OpenReturn):
+            refused = await self._returns.open(request)
+            if refused is not None:
+                raise _Refused(refused.rule, refused.message)
         else:
             await self._release(request)
 
@@ -1080,6 +1133,9 @@ class OrderWorkflow:
                 self.state.status,
                 status,
             )
+        if status == OrderStatus.DELIVERED:
+            # Returns are taken from the moment the order shows delivered.
+            self._returns.open_window()
         self.state.status = status
         self.state.updated_at = workflow.now()
         event = OrderEventIn(

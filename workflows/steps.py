@@ -58,6 +58,11 @@ POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "cancel_booking": CARRIER,
     "ship_shipment": CARRIER,
     "track_shipment": CARRIER,
+    "record_return": DATABASE,
+    "place_exchange": DATABASE,
+    "issue_return_label": CARRIER,
+    "cancel_return_label": CARRIER,
+    "restock_return": DATABASE,
 }
 
 

@@ -69,6 +69,12 @@ def order(status: OrderStatus, *shipments: ShipmentStatus) -> OrderState:
         ),
         (order(OrderStatus.IN_FULFILMENT, ShipmentStatus.SHIPPED), []),
         (order(OrderStatus.DELIVERED, ShipmentStatus.DELIVERED), []),
+        (
+            order(OrderStatus.DELIVERED, ShipmentStatus.DELIVERED).model_copy(
+                update={"return_window_ends": datetime(2030, 1, 1, tzinfo=UTC)}
+            ),
+            ["return"],
+        ),
         (order(OrderStatus.CANCELLED), []),
         (order(OrderStatus.COMPLETED, ShipmentStatus.DELIVERED), []),
     ],

@@ -1,4 +1,4 @@
-"""`oms dev` as a user runs it: up, an order to completed, Ctrl-C, down.
+"""`oms dev` as a user runs it: up, an order to delivered, Ctrl-C, down.
 
 The stack under test uses this session's PostgreSQL and Temporal (through
 OMS_DATABASE_URL and OMS_TEMPORAL_ADDRESS), so it starts only the worker and
@@ -19,9 +19,9 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from models.orders import workflow_id_for
+from models.orders import OrderStatus, workflow_id_for
 from tests.conftest import FIRST, MakeProduct
-from tests.helpers import RESULT_TIMEOUT, finished, order_body
+from tests.helpers import RESULT_TIMEOUT, order_body, until_query
 from workers.embedded import running_dev_database
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
@@ -86,7 +86,7 @@ async def dev_stack(
             await process.wait()
 
 
-async def test_oms_dev_takes_an_order_to_completed_and_stops_on_sigterm(
+async def test_oms_dev_takes_an_order_to_delivered_and_stops_on_sigterm(
     dev_stack: DevStack, client: Client, make_product: MakeProduct
 ) -> None:
     sku = await make_product({FIRST: 3})
@@ -103,11 +103,17 @@ async def test_oms_dev_takes_an_order_to_completed_and_stops_on_sigterm(
         created = await http.post("/v1/orders", json=order_body(sku))
         assert created.status_code == 201, created.text
         order_id = created.json()["id"]
-        await finished(
-            client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
+        await until_query(
+            client.get_workflow_handle_for(
+                OrderWorkflow.run, workflow_id_for(order_id)
+            ),
+            OrderWorkflow.current_state,
+            lambda state: state.status == OrderStatus.DELIVERED,
         )
         order = (await http.get(f"/v1/orders/{order_id}")).json()
-    assert order["status"] == "completed"
+    # Delivered, and open to returns for the default 14 days.
+    assert order["status"] == "delivered"
+    assert "return" in order["allowed_actions"]
 
     dev_stack.process.send_signal(signal.SIGTERM)
     await asyncio.wait_for(dev_stack.read_until("oms dev stopped"), RESULT_TIMEOUT)

@@ -4,10 +4,12 @@
 first version of the order workflow, `before-split-shipments_saga_*` from
 the version that shipped every order as one parcel,
 `before-book-at-packing_saga_*` from shipments that booked their carrier only
-as they left, `saga_*` from representative orders of the current one (happy
+as they left, `before-return-window_saga_*` from orders that completed on
+delivery, `saga_*` from representative orders of the current one (happy
 path, split across two warehouses, decline, cancel at several stages,
 amendment, payment link paid and expired, cash on delivery, partial cancel,
-short pick, lost parcel, express delivery). A change to
+short pick, lost parcel, express delivery, a return for an exchange with its
+return and replacement order). A change to
 workflow code that would make a running order take a different path fails
 here; guard it with `workflow.patched` instead (see the README).
 
@@ -40,6 +42,15 @@ from models.orders import (
     PlaceOrder,
     workflow_id_for,
 )
+from models.returns import (
+    Disposition,
+    InspectedLine,
+    OpenReturn,
+    ReceiveReturn,
+    ReplacementLine,
+    ReturnedQuantity,
+    ReturnReason,
+)
 from models.shipping import (
     CarrierEvent,
     DeliveryChoice,
@@ -70,6 +81,7 @@ from workers.codec import data_converter
 from workers.settings import Settings
 from workers.worker import WORKFLOWS
 from workflows.orders import OrderWorkflow
+from workflows.returns import ReturnWorkflow
 from workflows.shipping import ShipmentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -212,6 +224,45 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         )
         return order, handle
 
+    async def returned_for_an_exchange() -> tuple[PlaceOrder, Handle]:
+        # The window is short so the order ends; the return is opened at once.
+        order = place_order(
+            [(automatic, 2)], policy=OrderPolicy(return_window_seconds=10)
+        )
+        handle = await start_order(client, order, queue)
+        await until_status(handle, OrderStatus.DELIVERED)
+        opened = await handle.execute_update(
+            OrderWorkflow.request_return,
+            OpenReturn(
+                return_id=str(uuid.uuid4()),
+                lines=[ReturnedQuantity(line=1, quantity=2)],
+                reason=ReturnReason.SIZE_OR_FIT,
+                replacement=[
+                    ReplacementLine(
+                        sku=elsewhere, name="e", quantity=1, unit_price_minor=400
+                    )
+                ],
+                actor="ann",
+            ),
+        )
+        ret = client.get_workflow_handle_for(ReturnWorkflow.run, opened.workflow_id)
+        await until_query(
+            ret,
+            ReturnWorkflow.state,
+            lambda s: s.exchange is not None and s.exchange.order_id is not None,
+        )
+        await ret.execute_update(
+            ReturnWorkflow.receive,
+            ReceiveReturn(
+                actor="bo",
+                lines=[
+                    InspectedLine(line=1, quantity=1, outcome=Disposition.RESTOCK),
+                    InspectedLine(line=1, quantity=1, outcome=Disposition.WRITE_OFF),
+                ],
+            ),
+        )
+        return order, handle
+
     scenarios: dict[str, Scenario] = {
         "completed": lambda: plain(place_order([(automatic, 1)])),
         "split": lambda: plain(place_order([(automatic, 1), (elsewhere, 2)])),
@@ -246,6 +297,7 @@ async def test_fresh_histories_replay_and_can_be_recorded(
         ),
         "amended": amended,
         "paid_by_link": paid_by_link,
+        "returned_for_an_exchange": returned_for_an_exchange,
     }
     histories: dict[str, WorkflowHistory] = {}
     for name, scenario in scenarios.items():
@@ -258,6 +310,17 @@ async def test_fresh_histories_replay_and_can_be_recorded(
             )
             suffix = shipment.number.rsplit("-", 1)[-1]
             histories[f"saga_{name}_shipment_{suffix}"] = await child.fetch_history()
+        for ret in state.returns:
+            child = client.get_workflow_handle(ret.workflow_id)
+            histories[f"saga_{name}_return_{ret.number}"] = await child.fetch_history()
+            if ret.exchange is not None and ret.exchange.order_id is not None:
+                replacement = client.get_workflow_handle_for(
+                    OrderWorkflow.run, workflow_id_for(ret.exchange.order_id)
+                )
+                await finished(replacement)
+                histories[
+                    f"saga_{name}_replacement"
+                ] = await replacement.fetch_history()
 
     for history in histories.values():
         await replayer().replay_workflow(history)
