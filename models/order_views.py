@@ -3,7 +3,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.money import Money
 from models.orders import (
@@ -77,6 +77,10 @@ class OrderPublic(BaseModel):
     shipments: list[ShipmentState]
     returns: list[ReturnPublic]
     return_window_ends: datetime | None
+    replaces: str | None = Field(
+        default=None,
+        description="the order whose returned goods pay for this one (an exchange)",
+    )
     cancellation: Cancellation | None
     hold: Hold | None
     allowed_actions: list[str]
@@ -138,6 +142,7 @@ class OrderPublic(BaseModel):
             shipments=state.shipments,
             returns=[ReturnPublic.of(ret) for ret in state.returns],
             return_window_ends=state.return_window_ends,
+            replaces=state.replaces,
             cancellation=state.cancellation,
             hold=state.hold,
             allowed_actions=allowed_actions(state),

@@ -152,7 +152,7 @@ REPLACEMENT = Guard(
     lambda s: s.replaces is not None,
     lambda s: (
         f"the order replaces goods returned from order {s.replaces}; "
-        "change or return it through that order's support staff"
+        "it changes only through that return"
     ),
 )
 WINDOW_CLOSED = Guard(
@@ -173,7 +173,7 @@ STAFF = frozenset({Role.SUPPORT, Role.ADMIN})
 ACTIONS: dict[Action, ActionRule] = {
     Action.CANCEL: ActionRule(
         roles=STAFF | {Role.INTEGRATOR},
-        guards=(CLOSED, DELIVERED, SHIPMENT_LEFT),
+        guards=(CLOSED, DELIVERED, SHIPMENT_LEFT, REPLACEMENT),
         needs="a reason code; a note when the reason is `other`; optionally lines",
     ),
     Action.AMEND: ActionRule(

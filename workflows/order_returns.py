@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from models.orders import (
         OrderLine,
         OrderState,
+        OrderStatus,
         PaymentDetails,
         PlaceOrder,
         workflow_id_for,
@@ -89,15 +90,38 @@ class _Replacement:
         self.handle = handle
         self.told = False
 
+    def went_ahead(self) -> bool:
+        """False if the replacement order ended without shipping (it failed,
+        for example when its stock was gone)."""
+        if not self.handle.done():
+            return True
+        try:
+            ended = self.handle.result()
+        except Exception:
+            return False
+        return isinstance(ended, OrderState) and ended.status not in (
+            OrderStatus.CANCELLED,
+            OrderStatus.FAILED,
+        )
+
     @property
     def waits(self) -> bool:
         return self.order.exchange is not None and self.order.exchange.wait_for_goods
 
     async def tell(self, received: bool, message: str) -> None:
-        if not self.told:
-            self.told = True
+        if self.told or self.handle.done():
+            return
+        self.told = True
+        try:
             await self.handle.signal(
                 "exchange_goods", ExchangeGoods(received=received, message=message)
+            )
+        except Exception:
+            # It ended meanwhile: there is nobody left to tell.
+            workflow.logger.warning(
+                "order %s: replacement %s ended before hearing about its goods",
+                self.order.exchange.order_id if self.order.exchange else "?",
+                self.order.number,
             )
 
 
@@ -356,6 +380,7 @@ class OrderReturns:
         handle = await workflow.start_child_workflow(
             "OrderWorkflow",
             placed,
+            result_type=OrderState,
             id=workflow_id_for(placed.order_id),
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"order {placed.number}: exchange for {ret.rma}",
@@ -379,7 +404,16 @@ class OrderReturns:
         state = self._p.state
         self._settled.add(ret.return_id)
         replacement = self._replacements.get(ret.return_id)
-        credit = None if replacement is None else replacement.order.total_minor
+        credit = None
+        if replacement is not None:
+            if replacement.went_ahead():
+                credit = replacement.order.total_minor
+            else:
+                await self._p.note(
+                    "exchange.failed",
+                    f"replacement {replacement.order.number} did not go ahead: "
+                    f"the goods of return {ret.rma} are refunded instead",
+                )
         delivery = 0
         if (
             self._p.order.policy.refund_delivery == RefundDelivery.FULL_RETURN

@@ -75,6 +75,10 @@ def order(status: OrderStatus, *shipments: ShipmentStatus) -> OrderState:
             ),
             ["return"],
         ),
+        (
+            order(OrderStatus.RECEIVED).model_copy(update={"replaces": "SO-1"}),
+            ["hold"],
+        ),
         (order(OrderStatus.CANCELLED), []),
         (order(OrderStatus.COMPLETED, ShipmentStatus.DELIVERED), []),
     ],

@@ -441,3 +441,23 @@ async def test_an_exchange_shipped_at_once_leaves_before_the_goods_are_back(
 
     assert (shipped.status, shipped.replaces) == (OrderStatus.DELIVERED, order.number)
     assert still_waiting.status == ReturnStatus.AWAITING_GOODS
+
+
+async def test_an_exchange_without_stock_refunds_the_goods_instead(
+    skipping: WorkflowEnvironment, engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    gone = await make_product({FIRST: 0}, price_minor=700)
+    order = place_order([(sku, 1)], price_minor=1000, policy=WINDOW)
+    handle = await delivered(skipping, order)
+
+    ret, replacement = await open_exchange(skipping, handle, gone, 700)
+    failed = await finished(replacement)
+    await receive(skipping, ret, (1, 1, Disposition.RESTOCK))
+    closed = await finished(ret)
+
+    assert failed.status == OrderStatus.FAILED
+    assert closed.refund_minor == 1000  # all of it: the replacement never came
+    events = await payment_events_of(engine, order.order_id)
+    assert [amount for kind, amount in events if kind == "refund"] == [1000]
+    assert "exchange.failed" in await timeline_of(engine, order.order_id)
