@@ -421,7 +421,10 @@ class OrderState(BaseModel):
         """Delivered units per line that no return holds yet."""
         units = self.delivered_units()
         for opened in self.returns:
-            if opened.status in LIVE_RETURN_STATUSES:
+            # A return whose replacement was placed keeps its units, even
+            # expired: the replacement may have left already.
+            exchanged = opened.exchange is not None and opened.exchange.order_id
+            if opened.status in LIVE_RETURN_STATUSES or exchanged:
                 for item in opened.lines:
                     units[item.line] = units.get(item.line, 0) - item.quantity
         return units

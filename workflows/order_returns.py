@@ -15,13 +15,13 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from models.orders import (
         OrderLine,
         OrderState,
         OrderStatus,
+        OutOfStockPolicy,
         PaymentDetails,
         PlaceOrder,
         workflow_id_for,
@@ -354,7 +354,7 @@ class OrderReturns:
             order_id=str(workflow.uuid4()),
             number="",
             channel=order.channel,
-            external_id=ret.rma,
+            external_id=f"exchange:{ret.return_id}",
             customer=state.customer,
             shipping_address=state.shipping_address,
             currency=order.currency,
@@ -364,7 +364,11 @@ class OrderReturns:
             total_minor=value,
             payment=PaymentDetails(method=EXCHANGE),
             placed_at=workflow.now(),
-            policy=order.policy,
+            # A replacement never waits for stock: without it, it fails at
+            # once and the returned goods are refunded instead.
+            policy=order.policy.model_copy(
+                update={"out_of_stock": OutOfStockPolicy.REJECT}
+            ),
             created_by=ret.opened_by,
             exchange=ExchangeOf(
                 order_id=order.order_id,
@@ -406,7 +410,14 @@ class OrderReturns:
         replacement = self._replacements.get(ret.return_id)
         credit = None
         if replacement is not None:
-            if replacement.went_ahead():
+            if replacement.waits and not _all_accepted(ret):
+                # Not everything came back as it should: no exchange.
+                await replacement.tell(
+                    False, f"not every unit of return {ret.rma} was accepted"
+                )
+            if replacement.went_ahead() and not (
+                replacement.waits and not _all_accepted(ret)
+            ):
                 credit = replacement.order.total_minor
             else:
                 await self._p.note(
@@ -469,7 +480,13 @@ class OrderReturns:
                 f"{self._p.order.order_id}:exchange:{ret.return_id}",
                 f"the exchange of return {ret.rma}",
             )
-        except ActivityError:
+        except Exception:
+            # Declined, or refused for good: the order itself goes on.
+            workflow.logger.warning(
+                "order %s: the difference for return %s could not be charged",
+                self._p.order.order_id,
+                ret.rma,
+            )
             return False
         return True
 
@@ -491,7 +508,7 @@ class OrderReturns:
         """Every delivered unit was returned and accepted (with this return)."""
         accepted: dict[int, int] = {}
         for ret in self._p.state.returns:
-            if ret.status == ReturnStatus.CLOSED or ret is inspected:
+            if ret.return_id in self._settled or ret is inspected:
                 for line, units in ret.accepted_units().items():
                     accepted[line] = accepted.get(line, 0) + units
         delivered = self._p.state.delivered_units()
@@ -512,6 +529,12 @@ class OrderReturns:
         return next(
             (r for r in self._p.state.returns if r.return_id == return_id), None
         )
+
+
+def _all_accepted(ret: ReturnState) -> bool:
+    """Every unit the return announced arrived and was accepted."""
+    accepted = ret.accepted_units()
+    return all(accepted.get(line.line, 0) >= line.quantity for line in ret.lines)
 
 
 def _opened_message(opened: ReturnState) -> str:

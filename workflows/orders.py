@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         ShipmentStatus,
     )
     from workflows.order_payment import (
+        REFUND,
         LinkExpired,
         OrderPayment,
         PaymentRefused,
@@ -189,6 +190,10 @@ class OrderWorkflow:
             await self._await_returned_goods()
             await self._fulfil()
             if workflow.patched("return-window"):
+                # Delivered: the customer has the goods, so a failure from
+                # now on gives no money back; only returns do.
+                self.undo.discard(REFUND)
+                self.undo.discard(RELEASE_STOCK)
                 await self._returns.window()
             await self.set_status(OrderStatus.COMPLETED, "order.completed", "done")
         except OrderCancelled as cancelled:

@@ -47,6 +47,8 @@ class ReturnWorkflow:
         self._review: Review | None = None
         self._received: ReceiveReturn | None = None
         self._settlement: Settlement | None = None
+        # The goods are overdue and the label is being cancelled.
+        self._expiring = False
 
     @workflow.run
     async def run(self, request: StartReturn) -> ReturnState:
@@ -99,7 +101,11 @@ class ReturnWorkflow:
 
     @receive.validator
     def _check_receive(self, receipt: ReceiveReturn) -> None:
-        if self._return.status != ReturnStatus.AWAITING_GOODS or self._received:
+        if (
+            self._return.status != ReturnStatus.AWAITING_GOODS
+            or self._received
+            or self._expiring
+        ):
             _refuse("return-not-awaiting-goods", f"the return is {self._return.status}")
         asked = {line.line: line.quantity for line in self._return.lines}
         counted: dict[int, int] = {}
@@ -214,6 +220,7 @@ class ReturnWorkflow:
                 timeout=timedelta(seconds=self._request.goods_seconds),
             )
         except TimeoutError:
+            self._expiring = True
             label = self._return.label
             assert label is not None
             await run_step(

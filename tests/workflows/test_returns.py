@@ -461,3 +461,45 @@ async def test_an_exchange_without_stock_refunds_the_goods_instead(
     events = await payment_events_of(engine, order.order_id)
     assert [amount for kind, amount in events if kind == "refund"] == [1000]
     assert "exchange.failed" in await timeline_of(engine, order.order_id)
+
+
+async def test_returns_received_together_refund_the_delivery_once(
+    skipping: WorkflowEnvironment, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    order = place_order([(sku, 2)], price_minor=1000, policy=WINDOW)
+    order = order.model_copy(update={"shipping_minor": 490, "total_minor": 2490})
+    handle = await delivered(skipping, order)
+
+    first = await open_return(skipping, handle, {1: 1})
+    second = await open_return(skipping, handle, {1: 1})
+    await receive(skipping, first, (1, 1, Disposition.RESTOCK))
+    await receive(skipping, second, (1, 1, Disposition.RESTOCK))
+    await moments(skipping)
+    done = await handle.query(OrderWorkflow.current_state)
+
+    assert sorted(r.delivery_refund_minor for r in done.returns) == [0, 490]
+    assert (done.captured_minor, done.refunded_minor) == (2490, 2490)
+
+
+async def test_an_exchange_whose_goods_are_refused_is_cancelled(
+    skipping: WorkflowEnvironment, engine: AsyncEngine, make_product: MakeProduct
+) -> None:
+    sku = await make_product({FIRST: 5})
+    dearer = await make_product({FIRST: 3}, price_minor=1600)
+    order = place_order([(sku, 1)], price_minor=1000, policy=WINDOW)
+    handle = await delivered(skipping, order)
+
+    ret, replacement = await open_exchange(skipping, handle, dearer, 1600)
+    await receive(skipping, ret, (1, 1, Disposition.REFUSE))
+    await moments(skipping)
+    closed = await ret.query(ReturnWorkflow.state)
+    cancelled = await replacement.query(OrderWorkflow.current_state)
+
+    assert closed.refund_minor == 0
+    assert cancelled.status == OrderStatus.CANCELLED
+    assert [k for k, _ in await payment_events_of(engine, order.order_id)] == [
+        "authorize",
+        "capture",
+    ]
+    assert await stock_of(engine, dearer) == {FIRST: (3, 0)}
