@@ -22,7 +22,10 @@ async def list_products(
     caller: AnyCaller,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="last SKU seen")
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="last SKU seen"
+        ),
     ] = None,
 ) -> Page[Product]:
     """The catalogue with prices and available stock, by SKU."""
