@@ -84,3 +84,14 @@ def test_compose_points_the_temporal_ui_at_the_codec_server(
     # Every process that touches payloads encrypts them with the same keys.
     for name in ("api", "worker", "codec-server"):
         assert "OMS_CODEC_KEYS" in services[name]["environment"]
+
+
+def test_ci_runs_the_readme_test_command_as_written() -> None:
+    readme = (ROOT / "README.md").read_text().splitlines()
+    marker = readme.index("<!-- test-command -->")
+    command = readme[marker + 2]
+
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+
+    assert command.startswith("python3.11 -m venv .venv")
+    assert command in ci_lines
