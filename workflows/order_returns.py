@@ -410,14 +410,13 @@ class OrderReturns:
         replacement = self._replacements.get(ret.return_id)
         credit = None
         if replacement is not None:
-            if replacement.waits and not _all_accepted(ret):
+            refused = replacement.waits and not _all_accepted(ret)
+            if refused:
                 # Not everything came back as it should: no exchange.
                 await replacement.tell(
                     False, f"not every unit of return {ret.rma} was accepted"
                 )
-            if replacement.went_ahead() and not (
-                replacement.waits and not _all_accepted(ret)
-            ):
+            if replacement.went_ahead() and not refused:
                 credit = replacement.order.total_minor
             else:
                 await self._p.note(
