@@ -36,11 +36,13 @@ async def quote_lines(
     currency: str,
     *,
     require_price: bool,
+    field: str = "lines",
 ) -> list[QuotedLine]:
     """Look the lines' SKUs up in the catalogue and parse the channel's prices.
 
     Unknown SKUs answer 404; unparsable, missing (when `require_price`) or
-    oversized prices answer 422, each naming its field.
+    oversized prices answer 422, each naming its field (`field` is the
+    request's name for the list).
     """
     skus = {line.sku for line in lines}
     rows = await conn.execute(
@@ -53,7 +55,7 @@ async def quote_lines(
     )
     catalogue = {row.sku: row for row in rows}
     unknown = [
-        FieldError(field=f"lines[{i}].sku", message=f"unknown SKU {line.sku!r}")
+        FieldError(field=f"{field}[{i}].sku", message=f"unknown SKU {line.sku!r}")
         for i, line in enumerate(lines)
         if line.sku not in catalogue
     ]
@@ -68,20 +70,20 @@ async def quote_lines(
 
     quoted, errors = [], []
     for i, line in enumerate(lines):
-        field = f"lines[{i}].unit_price"
+        price_field = f"{field}[{i}].unit_price"
         product = catalogue[line.sku]
         try:
             explicit = (
                 None if line.unit_price is None else to_minor(line.unit_price, currency)
             )
         except ValueError as error:
-            errors.append(FieldError(field=field, message=str(error)))
+            errors.append(FieldError(field=price_field, message=str(error)))
             continue
         price = explicit if explicit is not None else product.amount_minor
         if price is None and require_price:
             errors.append(
                 FieldError(
-                    field=field,
+                    field=price_field,
                     message=f"{line.sku} has no catalogue price in {currency}; "
                     "send unit_price",
                 )
@@ -90,7 +92,7 @@ async def quote_lines(
         if price is not None and price * line.quantity > MAX_AMOUNT_MINOR:
             errors.append(
                 FieldError(
-                    field=field,
+                    field=price_field,
                     message="the line's total is beyond what the system accepts",
                 )
             )

@@ -96,6 +96,7 @@ async def open_return(
                 [OrderLineIn(sku=r.sku, quantity=r.quantity) for r in body.replacement],
                 order.currency,
                 require_price=True,
+                field="replacement",
             )
         replacement = [
             ReplacementLine(

@@ -202,3 +202,25 @@ async def test_another_channel_cannot_see_or_open_returns(
     assert opened.status_code == 404
     assert not_in_review.status_code == 409
     assert not_in_review.json()["type"] == "/problems/return-not-in-review"
+
+
+async def test_an_unknown_replacement_sku_names_its_field(
+    api: httpx.AsyncClient,
+    client: Client,
+    engine: AsyncEngine,
+    make_product: MakeProduct,
+) -> None:
+    sku = await make_product({FIRST: 5})
+    order = await delivered_order(api, client, engine, sku, 1)
+
+    answer = await api.post(
+        f"/v1/orders/{order['id']}/returns",
+        json={
+            "lines": [{"line": 1, "quantity": 1}],
+            "reason": "size_or_fit",
+            "replacement": [{"sku": "NO-SUCH-SKU", "quantity": 1}],
+        },
+    )
+
+    assert answer.status_code == 404
+    assert answer.json()["errors"][0]["field"] == "replacement[0].sku"
