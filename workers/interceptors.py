@@ -1,5 +1,6 @@
 """Worker interceptors: cross-cutting rules for every activity."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -9,6 +10,10 @@ from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 
 from models.errors import FailureType
@@ -37,3 +42,32 @@ class RefusedDataIsFinal(Interceptor):
         self, next: ActivityInboundInterceptor
     ) -> ActivityInboundInterceptor:
         return _RefusedDataIsFinal(next)
+
+
+class ActivityRouting(Interceptor):
+    """Send each activity a workflow starts to its domain's task queue.
+
+    The route is a worker setting, not part of the workflow's code: Temporal
+    does not compare an activity's queue when it replays a history, so
+    running orders follow a renamed queue from their next step on.
+    """
+
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        self.routes = dict(routes)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        routes = self.routes
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> Any:
+                if input.task_queue is None:
+                    input.task_queue = routes.get(input.activity)
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound

@@ -10,6 +10,7 @@ from models.delivery import DeliveryRules
 from models.money import to_minor
 from models.orders import DecimalString, LostParcelPolicy, OrderPolicy
 from models.returns import ExchangeShipping, RefundDelivery, ReturnReason
+from workers.queues import Domain
 
 
 class Settings(BaseSettings):
@@ -28,7 +29,42 @@ class Settings(BaseSettings):
         description="Temporal frontend host:port; empty starts the embedded dev server",
     )
     temporal_namespace: str = "default"
-    temporal_task_queue: str = "oms-orders"
+    temporal_task_queue: str = Field(
+        default="oms-orders",
+        description="task queue of the order workflows (and the read-model writes)",
+    )
+    inventory_task_queue: str = "oms-inventory"
+    payments_task_queue: str = "oms-payments"
+    shipping_task_queue: str = "oms-shipping"
+    returns_task_queue: str = "oms-returns"
+    worker_shutdown_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="on SIGTERM, how long activities in hand may run on before "
+        "they are cancelled (and retried by another worker)",
+    )
+
+    # A Temporal cluster with TLS, or Temporal Cloud with mTLS or an API key.
+    temporal_tls: bool = Field(
+        default=False,
+        description="connect with TLS (implied by a client certificate or an "
+        "API key); without a CA file the system's roots are trusted",
+    )
+    temporal_tls_cert: Path | None = Field(
+        default=None, description="client certificate (PEM) for mutual TLS"
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None, description="the client certificate's private key (PEM)"
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None, description="CA certificate (PEM) that signed the server's"
+    )
+    temporal_tls_server_name: str = Field(
+        default="", description="name to check the server's certificate against"
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key"
+    )
     data_dir: Path = Path("./.oms")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -96,6 +132,15 @@ class Settings(BaseSettings):
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
     sandbox_pack_seconds: float = Field(default=2.0, ge=0)
     sandbox_transit_seconds: float = Field(default=5.0, ge=0)
+
+    def task_queue(self, domain: Domain) -> str:
+        return {
+            Domain.ORDERS: self.temporal_task_queue,
+            Domain.INVENTORY: self.inventory_task_queue,
+            Domain.PAYMENTS: self.payments_task_queue,
+            Domain.SHIPPING: self.shipping_task_queue,
+            Domain.RETURNS: self.returns_task_queue,
+        }[domain]
 
     @property
     def codec_secrets(self) -> dict[str, str]:

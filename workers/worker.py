@@ -1,9 +1,10 @@
-"""The Temporal worker: every workflow and activity of the OMS on one queue."""
+"""The Temporal worker: the order workflows and each domain's activities, one
+worker per task queue, any subset of them in one process."""
 
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,8 @@ from activities.payments import PaymentActivities
 from activities.returns import ReturnActivities
 from activities.shipping import ShippingActivities
 from db.engine import create_engine
-from workers.interceptors import RefusedDataIsFinal
+from workers.interceptors import ActivityRouting, RefusedDataIsFinal
+from workers.queues import Domain
 from workers.settings import Settings
 from workers.temporal import connect
 from workflows.orders import OrderWorkflow
@@ -30,19 +32,16 @@ logger = logging.getLogger(__name__)
 
 WORKFLOWS = [OrderWorkflow, ShipmentWorkflow, ReturnWorkflow]
 
-# On SIGTERM, activities in hand get this long to finish before they are
-# cancelled (and retried elsewhere).
-SHUTDOWN_GRACE = timedelta(seconds=10)
 
-
-def activities(
+def activities_by_domain(
     engine: AsyncEngine,
     settings: Settings,
     *,
     gateway: PaymentGateway | None = None,
     carriers: list[Carrier] | None = None,
-) -> list[Callable[..., Any]]:
-    """Every activity, wired to the database and the sandbox providers by default."""
+) -> dict[Domain, list[Callable[..., Any]]]:
+    """Every activity by its domain, wired to the database and the providers
+    (the sandbox ones unless others are given)."""
     orders = OrderActivities(engine)
     inventory = InventoryActivities(engine)
     payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
@@ -54,76 +53,149 @@ def activities(
         pick_seconds=settings.sandbox_pick_seconds,
         pack_seconds=settings.sandbox_pack_seconds,
     )
-    return [
-        orders.record_order,
-        orders.record_order_event,
-        orders.record_order_change,
-        inventory.reserve_stock,
-        inventory.held_stock,
-        inventory.reserve_more,
-        inventory.write_off_short,
-        inventory.replace_reservation,
-        inventory.release_stock,
-        inventory.release_lines,
-        payments.authorize_payment,
-        payments.capture_payment,
-        payments.void_payment,
-        payments.refund_payment,
-        payments.create_payment_link,
-        payments.record_link_payment,
-        payments.expire_payment_link,
-        shipping.start_picking,
-        shipping.record_shipment_event,
-        shipping.pack_shipment,
-        shipping.book_shipment,
-        shipping.cancel_booking,
-        shipping.ship_shipment,
-        shipping.track_shipment,
-        returns.record_return,
-        returns.place_exchange,
-        returns.issue_return_label,
-        returns.cancel_return_label,
-        returns.restock_return,
-    ]
+    return {
+        Domain.ORDERS: [
+            orders.record_order,
+            orders.record_order_event,
+            orders.record_order_change,
+        ],
+        Domain.INVENTORY: [
+            inventory.reserve_stock,
+            inventory.held_stock,
+            inventory.reserve_more,
+            inventory.write_off_short,
+            inventory.replace_reservation,
+            inventory.release_stock,
+            inventory.release_lines,
+        ],
+        Domain.PAYMENTS: [
+            payments.authorize_payment,
+            payments.capture_payment,
+            payments.void_payment,
+            payments.refund_payment,
+            payments.create_payment_link,
+            payments.record_link_payment,
+            payments.expire_payment_link,
+        ],
+        Domain.SHIPPING: [
+            shipping.start_picking,
+            shipping.record_shipment_event,
+            shipping.pack_shipment,
+            shipping.book_shipment,
+            shipping.cancel_booking,
+            shipping.ship_shipment,
+            shipping.track_shipment,
+        ],
+        Domain.RETURNS: [
+            returns.record_return,
+            returns.place_exchange,
+            returns.issue_return_label,
+            returns.cancel_return_label,
+            returns.restock_return,
+        ],
+    }
 
 
-def build_worker(
+def activities(
+    engine: AsyncEngine, settings: Settings, **providers: Any
+) -> list[Callable[..., Any]]:
+    """Every activity of every domain."""
+    grouped = activities_by_domain(engine, settings, **providers)
+    return [function for functions in grouped.values() for function in functions]
+
+
+class WorkerGroup:
+    """The workers of one process, one per task queue, started and stopped
+    together; leaving the block drains them all at once."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    @property
+    def task_queues(self) -> list[str]:
+        return [worker.task_queue for worker in self.workers]
+
+    async def __aenter__(self) -> "WorkerGroup":
+        started: list[Worker] = []
+        try:
+            for worker in self.workers:
+                await worker.__aenter__()
+                started.append(worker)
+        except BaseException:
+            await asyncio.gather(*(w.__aexit__(None, None, None) for w in started))
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await asyncio.gather(*(w.__aexit__(*exc_info) for w in self.workers))
+
+
+def build_workers(
     client: Client,
     engine: AsyncEngine,
     settings: Settings,
     *,
+    domains: Collection[Domain] = tuple(Domain),
     gateway: PaymentGateway | None = None,
     carriers: list[Carrier] | None = None,
-) -> Worker:
-    """A worker with the sandbox gateway and carriers unless others are given."""
-    return Worker(
-        client,
-        task_queue=settings.temporal_task_queue,
-        graceful_shutdown_timeout=SHUTDOWN_GRACE,
-        interceptors=[RefusedDataIsFinal()],
-        workflows=WORKFLOWS,
-        activities=activities(engine, settings, gateway=gateway, carriers=carriers),
+) -> WorkerGroup:
+    """Workers for the task queues of `domains` (all unless told), with the
+    sandbox gateway and carriers unless others are given.
+
+    Domains that share a queue name share one worker.
+    """
+    grouped = activities_by_domain(engine, settings, gateway=gateway, carriers=carriers)
+    routes = {
+        function.__name__: settings.task_queue(domain)
+        for domain, functions in grouped.items()
+        for function in functions
+    }
+    by_queue: dict[str, list[Domain]] = {}
+    for domain in Domain:
+        if domain in domains:
+            by_queue.setdefault(settings.task_queue(domain), []).append(domain)
+    return WorkerGroup(
+        [
+            Worker(
+                client,
+                task_queue=queue,
+                graceful_shutdown_timeout=timedelta(
+                    seconds=settings.worker_shutdown_seconds
+                ),
+                interceptors=[RefusedDataIsFinal(), ActivityRouting(routes)],
+                workflows=WORKFLOWS if Domain.ORDERS in queue_domains else [],
+                activities=[
+                    function for domain in queue_domains for function in grouped[domain]
+                ],
+            )
+            for queue, queue_domains in by_queue.items()
+        ]
     )
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(
+    settings: Settings, domains: Collection[Domain] = tuple(Domain)
+) -> None:
     """Run until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
     engine = create_engine(settings.database_url)
     client = await connect(settings, wait_seconds=30)
-    worker = build_worker(client, engine, settings)
+    workers = build_workers(client, engine, settings, domains=domains)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     logger.info(
-        "worker polling task queue %s on %s",
-        settings.temporal_task_queue,
+        "worker polling task queues %s on %s",
+        ", ".join(workers.task_queues),
         settings.temporal_address,
     )
     try:
-        async with worker:
+        async with workers:
             await stop.wait()
-            logger.info("worker stopping")
+            logger.info(
+                "worker stopping: activities in hand get %ss to finish",
+                settings.worker_shutdown_seconds,
+            )
     finally:
         await engine.dispose()
     logger.info("worker stopped")

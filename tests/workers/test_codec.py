@@ -10,7 +10,6 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from models.orders import Address, Customer, workflow_id_for
 from tests.conftest import FIRST, MakeProduct
@@ -19,6 +18,7 @@ from workers.codec import CodecError, EncryptionCodec, new_key
 from workers.codec_server import create_codec_app
 from workers.embedded import wheel_binary
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 
 
 def plain(text: str) -> Payload:
@@ -56,7 +56,7 @@ async def test_a_tampered_payload_is_refused() -> None:
 
 async def test_history_read_without_the_key_shows_no_customer_data(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     make_product: MakeProduct,
 ) -> None:

@@ -31,7 +31,7 @@ from tests.conftest import FIRST, MakeProduct
 from tests.helpers import finished, payments_of, place_order, reservations_of, stock_of
 from workers.embedded import wheel_binary
 from workers.settings import Settings
-from workers.worker import build_worker
+from workers.worker import build_workers
 from workflows.orders import OrderWorkflow
 
 QUEUE = f"oms-timers-{uuid.uuid4().hex[:8]}"
@@ -45,7 +45,7 @@ async def skipping(
         test_server_existing_path=wheel_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
-    worker = build_worker(
+    worker = build_workers(
         env.client,
         engine,
         settings.model_copy(update={"temporal_task_queue": QUEUE}),

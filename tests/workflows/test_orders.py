@@ -2,7 +2,6 @@
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from activities.payment_gateway import SandboxGateway
 from models.orders import FailureReason, OrderPolicy, OrderStatus, PaymentStatus
@@ -18,11 +17,12 @@ from tests.helpers import (
     timeline_of,
 )
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 
 
 async def test_order_completes_when_stock_and_card_are_fine(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -73,7 +73,7 @@ async def test_order_completes_when_stock_and_card_are_fine(
 
 async def test_order_fails_out_of_stock_and_holds_nothing(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -102,7 +102,7 @@ async def test_order_fails_out_of_stock_and_holds_nothing(
 
 async def test_order_fails_out_of_stock_when_quantity_exceeds_stock(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -120,7 +120,7 @@ async def test_order_fails_out_of_stock_when_quantity_exceeds_stock(
 
 async def test_lines_in_two_warehouses_ship_as_two_parcels_charged_apart(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -159,7 +159,7 @@ async def test_lines_in_two_warehouses_ship_as_two_parcels_charged_apart(
 
 async def test_declined_card_releases_the_reservation(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -185,7 +185,7 @@ async def test_declined_card_releases_the_reservation(
 
 async def test_flaky_gateway_is_retried_to_one_authorization(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: SandboxGateway,
@@ -212,7 +212,7 @@ async def test_flaky_gateway_is_retried_to_one_authorization(
 
 async def test_step_the_database_refuses_fails_the_order_instead_of_stalling(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,

@@ -7,7 +7,6 @@ from typing import Literal
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from db.inventory import StockLevel
 from models.order_actions import AmendLine, AmendOrder, PaymentNotification, Restock
@@ -29,6 +28,7 @@ from tests.helpers import (
     until_query,
 )
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 from workflows.orders import OrderWorkflow
 
 
@@ -47,7 +47,7 @@ def notification(
 
 async def test_paid_link_is_captured_once_and_the_order_completes(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -87,7 +87,7 @@ async def test_paid_link_is_captured_once_and_the_order_completes(
 
 async def test_cash_on_delivery_is_collected_when_delivered(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -108,7 +108,7 @@ async def test_cash_on_delivery_is_collected_when_delivered(
 
 async def test_backordered_order_goes_on_when_stock_arrives(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -138,7 +138,7 @@ async def test_backordered_order_goes_on_when_stock_arrives(
 
 async def test_asked_customer_amends_to_what_is_in_stock(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,

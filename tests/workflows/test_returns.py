@@ -51,7 +51,7 @@ from tests.helpers import (
 )
 from workers.embedded import wheel_binary
 from workers.settings import Settings
-from workers.worker import build_worker
+from workers.worker import build_workers
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
 
@@ -81,7 +81,7 @@ async def skipping(
         test_server_existing_path=wheel_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
-    worker = build_worker(
+    worker = build_workers(
         env.client,
         engine,
         settings.model_copy(

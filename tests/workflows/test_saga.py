@@ -16,7 +16,6 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
 
 from models.order_actions import (
     AmendLine,
@@ -55,6 +54,7 @@ from tests.helpers import (
     until_status,
 )
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 from workflows.orders import OrderWorkflow
 from workflows.shipping import ShipmentWorkflow
 
@@ -63,7 +63,7 @@ from workflows.shipping import ShipmentWorkflow
 
 async def test_cancel_before_anything_was_reserved_undoes_nothing(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -88,7 +88,7 @@ async def test_cancel_before_anything_was_reserved_undoes_nothing(
 
 async def test_cancel_while_the_card_is_being_authorized_voids_it(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -121,7 +121,7 @@ async def test_cancel_while_the_card_is_being_authorized_voids_it(
 
 async def test_cancel_of_an_authorized_order_on_hold(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -151,7 +151,7 @@ async def test_cancel_of_an_authorized_order_on_hold(
 
 async def test_cancel_while_the_payment_link_is_open_closes_it(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -174,7 +174,7 @@ async def test_cancel_while_the_payment_link_is_open_closes_it(
 
 async def test_cancel_while_picking_stops_the_shipment(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -199,7 +199,7 @@ async def test_cancel_while_picking_stops_the_shipment(
 
 async def test_cancel_of_a_packed_parcel_that_has_not_left(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     carrier: GatedCarrier,
@@ -242,7 +242,7 @@ async def test_cancel_of_a_packed_parcel_that_has_not_left(
 
 async def test_cancel_while_the_label_is_booked_cancels_the_booking(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     carrier: GatedCarrier,
@@ -275,7 +275,7 @@ async def test_cancel_while_the_label_is_booked_cancels_the_booking(
 
 async def test_cancel_racing_the_carrier_loses_and_the_order_completes(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     carrier: GatedCarrier,
@@ -309,7 +309,7 @@ async def test_cancel_racing_the_carrier_loses_and_the_order_completes(
 
 async def test_cancel_after_shipping_is_refused_by_its_rule(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     carrier: GatedCarrier,
     make_product: MakeProduct,
@@ -329,7 +329,7 @@ async def test_cancel_after_shipping_is_refused_by_its_rule(
 
 async def test_second_cancel_is_refused_or_closed(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -354,7 +354,7 @@ async def test_second_cancel_is_refused_or_closed(
 
 async def test_partial_cancel_before_shipping_releases_and_voids_the_part(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -389,7 +389,7 @@ async def test_partial_cancel_before_shipping_releases_and_voids_the_part(
 
 async def test_partial_cancel_while_picking_ships_the_rest_in_a_new_parcel(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -427,7 +427,7 @@ async def test_partial_cancel_while_picking_ships_the_rest_in_a_new_parcel(
 
 async def test_amend_lines_reserves_again_and_reauthorizes(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -473,7 +473,7 @@ async def test_amend_lines_reserves_again_and_reauthorizes(
 
 async def test_refused_amendment_changes_nothing(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -520,7 +520,7 @@ async def test_refused_amendment_changes_nothing(
 
 async def test_amend_after_picking_started_is_refused(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     make_product: MakeProduct,
 ) -> None:
@@ -545,7 +545,7 @@ async def test_amend_after_picking_started_is_refused(
 
 async def test_hold_stops_before_the_next_step_and_release_goes_on(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,

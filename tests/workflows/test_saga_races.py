@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.worker import Worker
 
 from db.orders import Order
 from db.payments import Payment
@@ -46,6 +45,7 @@ from tests.helpers import (
     until_status,
 )
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 from workflows.orders import OrderWorkflow
 
 
@@ -76,7 +76,7 @@ async def link_id_of(engine: AsyncEngine, order_id: str, n: int = -1) -> str:
 
 async def test_two_partial_cancels_of_a_paid_link_refund_exactly_what_went(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -109,7 +109,7 @@ async def test_two_partial_cancels_of_a_paid_link_refund_exactly_what_went(
 
 async def test_two_cancels_that_together_are_too_many_refuse_the_second(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -140,7 +140,7 @@ async def test_two_cancels_that_together_are_too_many_refuse_the_second(
 
 async def test_cancel_from_temporal_during_a_step_undoes_the_step(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -168,7 +168,7 @@ async def test_cancel_from_temporal_during_a_step_undoes_the_step(
 
 async def test_hold_while_the_parcel_is_handed_over_is_refused(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     carrier: GatedCarrier,
     make_product: MakeProduct,
@@ -195,7 +195,7 @@ async def test_hold_while_the_parcel_is_handed_over_is_refused(
 
 async def test_partial_cancel_while_asking_the_customer_reserves_what_is_left(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -219,7 +219,7 @@ async def test_partial_cancel_while_asking_the_customer_reserves_what_is_left(
 
 async def test_declined_amendment_leaves_the_order_authorized(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     gateway: GatedGateway,
@@ -256,7 +256,7 @@ async def test_declined_amendment_leaves_the_order_authorized(
 
 async def test_amending_a_link_order_sends_a_new_link_and_refunds_the_old_one_if_paid(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -291,7 +291,7 @@ async def test_amending_a_link_order_sends_a_new_link_and_refunds_the_old_one_if
 
 async def test_refunding_more_than_was_captured_is_impossible_by_cancel_rules(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     make_product: MakeProduct,
 ) -> None:

@@ -5,7 +5,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
-from temporalio.worker import Worker
 
 from db.orders import OrderEvent
 from models.orders import OrderState, OrderStatus, workflow_id_for
@@ -27,13 +26,14 @@ from tests.helpers import (
     until_query,
 )
 from workers.settings import Settings
+from workers.worker import WorkerGroup
 from workflows.orders import OrderWorkflow
 from workflows.shipping import ShipmentWorkflow
 
 
 async def test_manual_warehouse_waits_for_staff_to_pick_and_pack(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
@@ -82,7 +82,7 @@ async def test_manual_warehouse_waits_for_staff_to_pick_and_pack(
 
 async def test_cancelling_the_workflow_undoes_stock_and_payment(
     client: Client,
-    worker: Worker,
+    worker: WorkerGroup,
     settings: Settings,
     engine: AsyncEngine,
     make_product: MakeProduct,
