@@ -3,8 +3,10 @@
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings, get_settings
@@ -45,6 +47,19 @@ def _require_servers(settings: Settings, command: str) -> None:
         raise SystemExit(f"oms {command}: {error}") from None
 
 
+def _exit_at_once(code: int) -> NoReturn:
+    """Exit once everything has stopped, without the interpreter's teardown.
+
+    The Temporal client's native threads can outlive the event loop, and
+    tearing the interpreter down under them sometimes aborts the process
+    (temporalio/sdk-python#300), which would turn a clean stop into a crash.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _dev(settings: Settings) -> int:
     from workers.dev import run_dev
 
@@ -63,7 +78,7 @@ def _api(settings: Settings) -> int:
         log_config=None,
         proxy_headers=True,
     )
-    return 0
+    _exit_at_once(0)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -71,7 +86,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
     _require_servers(settings, "worker")
     asyncio.run(run_worker(settings, args.queues))
-    return 0
+    _exit_at_once(0)
 
 
 def _codec_server(settings: Settings) -> int:
