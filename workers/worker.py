@@ -23,7 +23,7 @@ from db.engine import create_engine
 from workers.interceptors import ActivityRouting, RefusedDataIsFinal
 from workers.queues import Domain
 from workers.settings import Settings
-from workers.temporal import connect
+from workers.temporal import connect, metrics_runtime
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.shipping import ShipmentWorkflow
@@ -177,8 +177,10 @@ async def run_worker(
     settings: Settings, domains: Collection[Domain] = tuple(Domain)
 ) -> None:
     """Run until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
+    metrics = settings.worker_metrics_address
+    runtime = metrics_runtime(metrics) if metrics else None
     engine = create_engine(settings.database_url)
-    client = await connect(settings, wait_seconds=30)
+    client = await connect(settings, wait_seconds=30, runtime=runtime)
     workers = build_workers(client, engine, settings, domains=domains)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,6 +191,8 @@ async def run_worker(
         ", ".join(workers.task_queues),
         settings.temporal_address,
     )
+    if metrics:
+        logger.info("worker metrics at http://%s/metrics", metrics)
     try:
         async with workers:
             await stop.wait()

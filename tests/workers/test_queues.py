@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +28,8 @@ from tests.helpers import (
     shipment_handle,
     start_order,
 )
+from tests.workers.deployment import dashboard_metrics
+from tests.workers.test_dev import free_port
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings
 from workers.worker import WorkerGroup, activities_by_domain, build_workers
@@ -201,18 +204,25 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
 ) -> None:
     queues, start = worker_processes
     sku = await make_product({FIRST: 20})
-    orders_side = await start("orders,inventory")
-    money_side = await start("payments,shipping,returns")
+    metrics = {side: f"127.0.0.1:{free_port()}" for side in ("orders", "money")}
+    orders_side = await start(
+        "orders,inventory", OMS_WORKER_METRICS_ADDRESS=metrics["orders"]
+    )
+    money_side = await start(
+        "payments,shipping,returns", OMS_WORKER_METRICS_ADDRESS=metrics["money"]
+    )
     orders = [place_order([(sku, 1)]) for _ in range(8)]
+    declined = place_order([(sku, 1)], token="tok_decline")
 
     handles = [
         await start_order(client, order, queues["temporal_task_queue"])
-        for order in orders
+        for order in [*orders, declined]
     ]
-    states = await asyncio.gather(*(finished(handle) for handle in handles))
+    *states, failed = await asyncio.gather(*(finished(h) for h in handles))
 
     assert {state.status for state in states} == {OrderStatus.COMPLETED}
     assert all(s.shipments[0].status == ShipmentStatus.DELIVERED for s in states)
+    assert failed.status == OrderStatus.FAILED
     ran = identities(await history(handles[0]))
     orders_pid = f"{orders_side.process.pid}@"
     money_pid = f"{money_side.process.pid}@"
@@ -220,6 +230,20 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
     assert all(who.startswith(orders_pid) for who in ran["reserve_stock"])
     assert all(who.startswith(money_pid) for who in ran["authorize_payment"])
     assert all(who.startswith(money_pid) for who in ran["capture_payment"])
+    # What the compose file's Grafana dashboard charts, the workers serve.
+    async with httpx.AsyncClient() as http:
+        served = [
+            (await http.get(f"http://{address}/metrics")).text
+            for address in metrics.values()
+        ]
+    names = {
+        line.split("{")[0].split()[0]
+        for text in served
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert dashboard_metrics() <= names
+    assert f'task_queue="{queues["payments_task_queue"]}"' in served[1]
     for side in (orders_side, money_side):
         assert await side.stop() == 0, side.tail()
 
