@@ -142,7 +142,9 @@ def build_workers(
     """Workers for the task queues of `domains` (all unless told), with the
     sandbox gateway and carriers unless others are given.
 
-    Domains that share a queue name share one worker.
+    Domains that share a queue name share one worker. The workflows' worker
+    also runs every activity: steps scheduled on the workflows' queue before
+    the domains had queues of their own still find a worker there.
     """
     grouped = activities_by_domain(engine, settings, gateway=gateway, carriers=carriers)
     routes = {
@@ -154,8 +156,11 @@ def build_workers(
     for domain in Domain:
         if domain in domains:
             by_queue.setdefault(settings.task_queue(domain), []).append(domain)
-    return WorkerGroup(
-        [
+    workers = []
+    for queue, queue_domains in by_queue.items():
+        runs_workflows = Domain.ORDERS in queue_domains
+        served = Domain if runs_workflows else queue_domains
+        workers.append(
             Worker(
                 client,
                 task_queue=queue,
@@ -163,14 +168,11 @@ def build_workers(
                     seconds=settings.worker_shutdown_seconds
                 ),
                 interceptors=[RefusedDataIsFinal(), ActivityRouting(routes)],
-                workflows=WORKFLOWS if Domain.ORDERS in queue_domains else [],
-                activities=[
-                    function for domain in queue_domains for function in grouped[domain]
-                ],
+                workflows=WORKFLOWS if runs_workflows else [],
+                activities=[f for domain in served for f in grouped[domain]],
             )
-            for queue, queue_domains in by_queue.items()
-        ]
-    )
+        )
+    return WorkerGroup(workers)
 
 
 async def run_worker(

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from db.inventory import StockLevel
 from models.orders import OrderStatus
@@ -32,7 +33,13 @@ from tests.workers.deployment import dashboard_metrics
 from tests.workers.test_dev import free_port
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings
-from workers.worker import WorkerGroup, activities_by_domain, build_workers
+from workers.worker import (
+    WORKFLOWS,
+    WorkerGroup,
+    activities,
+    activities_by_domain,
+    build_workers,
+)
 
 
 def test_queue_lists_parse_and_name_what_is_unknown() -> None:
@@ -319,3 +326,45 @@ async def until_blocked_on_a_lock(engine: AsyncEngine) -> None:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(poll(), RESULT_TIMEOUT)
+
+
+async def test_steps_queued_before_the_split_still_run_after_it(
+    client: Client,
+    settings: Settings,
+    engine: AsyncEngine,
+    make_product: MakeProduct,
+) -> None:
+    own = settings.model_copy(update=own_queues(f"oms-legacy-{uuid.uuid4().hex[:8]}"))
+    orders_queue = own.temporal_task_queue
+    sku = await make_product({FIRST: 5})
+    order = place_order([(sku, 1)])
+    # A worker of the version before task queues per domain: everything on
+    # one queue, no routing; it cannot reserve, so the step waits there.
+    everything = activities(engine, own)
+    before = Worker(
+        client,
+        task_queue=orders_queue,
+        workflows=WORKFLOWS,
+        activities=[f for f in everything if f.__name__ != "reserve_stock"],
+    )
+
+    async with before:
+        handle = await start_order(client, order, orders_queue)
+        await until_scheduled(handle, "reserve_stock")
+    async with build_workers(client, engine, own):
+        state = await finished(handle)
+
+    assert state.status == OrderStatus.COMPLETED
+    queues = scheduled_queues(await history(handle))
+    assert queues["reserve_stock"] == orders_queue
+    assert queues["capture_payment"] == own.payments_task_queue
+
+
+async def until_scheduled(handle: WorkflowHandle[Any, Any], activity: str) -> None:
+    async def watch() -> None:
+        async for event in handle.fetch_history_events(wait_new_event=True):
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == activity:
+                return
+
+    await asyncio.wait_for(watch(), RESULT_TIMEOUT)
