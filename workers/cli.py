@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from pydantic import ValidationError
+
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings, get_settings
 
@@ -226,7 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"OMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise SystemExit(f"oms {args.command}: invalid settings: {problems}") from None
     _configure_logging(args.command, settings.log_level)
     if args.command == "keys":
         return _keys(settings, args)

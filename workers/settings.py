@@ -1,5 +1,6 @@
 """Configuration: one settings class, read from `OMS_*` environment variables."""
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -149,6 +150,21 @@ class Settings(BaseSettings):
             Domain.SHIPPING: self.shipping_task_queue,
             Domain.RETURNS: self.returns_task_queue,
         }[domain]
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _ip_and_port(cls, value: str) -> str:
+        if not value:
+            return value
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            valid_port = 0 < int(port) < 65536
+        except ValueError:
+            valid_port = False
+        if not valid_port:
+            raise ValueError("must be an IP address and a port, as 0.0.0.0:9464")
+        return value
 
     @field_validator("delivery_free_over", mode="before")
     @classmethod

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from workers.settings import Settings
+from workers.cli import main
+from workers.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,14 @@ def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.delivery_free_over is None
 
 
+@pytest.mark.parametrize("address", ["localhost:9464", "0.0.0.0", "1.2.3.4:x"])
+def test_a_metrics_address_is_an_ip_and_a_port(address: str) -> None:
+    with pytest.raises(ValueError, match="an IP address and a port"):
+        Settings(_env_file=None, worker_metrics_address=address)
+
+    assert Settings(_env_file=None, worker_metrics_address="[::1]:9464")
+
+
 def test_the_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
 
@@ -69,3 +78,19 @@ def test_ci_runs_the_readme_test_command_as_written() -> None:
 
     assert command.startswith("python3.11 -m venv .venv")
     assert command in ci_lines
+
+
+def test_the_command_names_a_bad_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OMS_WORKER_METRICS_ADDRESS", "localhost:9464")
+    get_settings.cache_clear()
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["worker"])
+    get_settings.cache_clear()
+
+    assert str(stopped.value) == (
+        "oms worker: invalid settings: OMS_WORKER_METRICS_ADDRESS: Value error, "
+        "must be an IP address and a port, as 0.0.0.0:9464"
+    )
