@@ -85,8 +85,10 @@ def run_dev(settings: Settings) -> int:
                 "OMS_DATABASE_URL": database_url,
                 "OMS_TEMPORAL_ADDRESS": temporal_address,
             }
+            # The worker gets the time its activities in hand may take.
+            drain = settings.worker_shutdown_seconds + 5
             children = {
-                name: stack.enter_context(_child(name, env))
+                name: stack.enter_context(_child(name, env, drain))
                 for name in ("worker", "api", "codec-server")
             }
             api_url = f"http://{settings.api_host}:{settings.api_port}"
@@ -129,7 +131,9 @@ def _only_instance(data_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _child(name: str, env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"]:
+def _child(
+    name: str, env: dict[str, str], stop_timeout: float
+) -> Iterator["subprocess.Popen[bytes]"]:
     # Own session: Ctrl-C reaches only this supervisor, which stops the
     # children in order instead of all at once.
     process = subprocess.Popen(
@@ -142,7 +146,7 @@ def _child(name: str, env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"
     try:
         yield process
     finally:
-        stop_process(process, name)
+        stop_process(process, name, stop_timeout)
 
 
 def _wait_ready(
