@@ -167,6 +167,33 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 WORKER_HELP = "run Temporal workers for some or all task queues"
+RECONCILE_HELP = "check stock, money and the read model against each other"
+
+
+def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from db.engine import create_engine
+    from workers.reconcile import check_database, check_workflows, report
+    from workers.temporal import connect
+
+    url = _database_url(settings, "reconcile")
+    # Without a configured cluster: the dev server of a running `oms dev`.
+    address = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=2)
+        try:
+            found = await check_database(engine)
+            if args.sample:
+                client = await connect(
+                    settings.model_copy(update={"temporal_address": address})
+                )
+                found += await check_workflows(engine, client, args.sample)
+        finally:
+            await engine.dispose()
+        sys.stdout.write(report(found) + "\n")
+        return 1 if found else 0
+
+    return asyncio.run(run())
 
 
 def _domains(text: str) -> frozenset[Domain]:
@@ -207,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated task queues to poll, of "
         f"{','.join(Domain)} (default: all)",
     )
+    reconcile = commands.add_parser(
+        "reconcile",
+        help=RECONCILE_HELP,
+        description=f"{RECONCILE_HELP}; print what disagrees, exit 1 if anything",
+    )
+    reconcile.add_argument(
+        "--sample",
+        type=int,
+        default=50,
+        metavar="N",
+        help="compare N random orders with their workflows (0: skip; default 50)",
+    )
     keys = commands.add_parser(
         "keys", help="create or revoke API keys", description="Manage API keys."
     )
@@ -241,5 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _keys(settings, args)
     if args.command == "worker":
         return _worker(settings, args)
+    if args.command == "reconcile":
+        return _reconcile(settings, args)
     run, _ = COMMANDS[args.command]
     return run(settings)

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CheckFunction
+from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Err
 from schemathesis.specs.openapi import checks
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -137,8 +138,12 @@ def test_operation_answers_within_its_schema(
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(SETTINGS, max_examples=20)
     def run(case: Case[Any]) -> None:
-        # A negative case may leave the key out on purpose: then send none.
-        keyed = not negative or "Authorization" in (case.headers or {})
+        # A negative case may leave the key out or spoil it on purpose: then
+        # send what it made, which must be refused.
+        spoilt = case.meta is not None and case.meta.is_negative_at(
+            ParameterLocation.HEADER
+        )
+        keyed = not negative or ("Authorization" in (case.headers or {}) and not spoilt)
         case.call_and_validate(
             base_url=api_url, headers=headers if keyed else {}, checks=run_checks
         )
