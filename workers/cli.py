@@ -2,10 +2,12 @@
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -168,6 +170,28 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 WORKER_HELP = "run Temporal workers for some or all task queues"
 RECONCILE_HELP = "check stock, money and the read model against each other"
+BENCH_HELP = "measure orders per second against a bare reference workflow"
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.bench import Stack, measure, own_stack, table
+
+    def run(stack: Stack) -> dict[str, object]:
+        return asyncio.run(measure(stack, args.orders, args.concurrency, args.seed))
+
+    if args.url:
+        if not args.key:
+            raise SystemExit(
+                "oms bench: --url needs --key (an admin or integrator key)"
+            )
+        _require_servers(settings, "bench")
+        results = run(Stack(args.url.rstrip("/"), args.key, settings, None))
+    else:
+        with own_stack(settings) as stack:
+            results = run(stack)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(table(results) + f"\n\nfigures written to {args.output}\n")
+    return 0
 
 
 def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
@@ -234,6 +258,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated task queues to poll, of "
         f"{','.join(Domain)} (default: all)",
     )
+    bench = commands.add_parser(
+        "bench",
+        help=BENCH_HELP,
+        description=f"{BENCH_HELP}, on the same Temporal server; starts its own "
+        "stack on embedded defaults unless --url names a running one",
+    )
+    bench.add_argument("--orders", type=int, default=300, help="how many (300)")
+    bench.add_argument(
+        "--concurrency", type=int, default=30, help="orders in flight at once (30)"
+    )
+    bench.add_argument("--seed", type=int, default=1, help="of the order mix (1)")
+    bench.add_argument("--url", help="a running API instead of a stack of its own")
+    bench.add_argument("--key", help="an API key for --url")
+    bench.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench-results.json"),
+        help="where the figures go as JSON (bench-results.json)",
+    )
     reconcile = commands.add_parser(
         "reconcile",
         help=RECONCILE_HELP,
@@ -282,5 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _worker(settings, args)
     if args.command == "reconcile":
         return _reconcile(settings, args)
+    if args.command == "bench":
+        return _bench(settings, args)
     run, _ = COMMANDS[args.command]
     return run(settings)
