@@ -89,6 +89,8 @@ def embedded_postgres(pgdata: Path, database: str = "oms") -> Iterator[str]:
     finally:
         logger.info("stopping PostgreSQL")
         pg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+        # Forget the stopped server, so that starting it again starts it.
+        server.cleanup()
 
 
 def ensure_database(admin_url: str, database: str) -> None:
