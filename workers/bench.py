@@ -294,7 +294,9 @@ def _free_ports(names: list[str]) -> dict[str, int]:
 
 
 @contextmanager
-def own_stack(settings: Settings) -> Iterator[Stack]:
+def own_stack(
+    settings: Settings, overrides: dict[str, str] | None = None
+) -> Iterator[Stack]:
     """`oms dev` in a fresh folder, tuned so that only the software is measured."""
     folder = Path(tempfile.mkdtemp(prefix="oms-bench-"))
     ports = _free_ports(["api", "temporal", "ui", "codec"])
@@ -314,6 +316,7 @@ def own_stack(settings: Settings) -> Iterator[Stack]:
         "OMS_RETURN_WINDOW_SECONDS": "0",
         "OMS_RATE_LIMIT_PER_SECOND": "100000",
         "OMS_RATE_LIMIT_BURST": "100000",
+        **(overrides or {}),
     }
     log = (folder / "dev.log").open("wb")
     process = subprocess.Popen(
@@ -457,3 +460,147 @@ def table(results: dict[str, Any]) -> str:
     lines = [f"| {'figure':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
     lines += [f"| {name:<{width}} | {value} |" for name, value in rows]
     return "\n".join(lines)
+
+
+# The contention scenario: many orders for a few units in two warehouses.
+RACE_UNITS = {"BER": 15, "AMS": 10}
+
+RACE_SNAPSHOT = text(
+    """
+    SELECT s.warehouse, s.on_hand, s.reserved,
+           coalesce((SELECT sum(r.quantity) FROM reservations r
+                     WHERE r.sku = s.sku AND r.warehouse = s.warehouse
+                       AND r.state = 'reserved'), 0) AS live
+    FROM stock_levels s WHERE s.sku = :sku
+    """
+)
+
+
+async def measure_contention(
+    stack: Stack, orders: int, concurrency: int
+) -> dict[str, Any]:
+    """`orders` one-unit orders race for 25 units; count what was sold, and
+    check stock against reservations all through the race."""
+    engine = create_engine(stack.settings.database_url, pool_size=2)
+    client = await connect(stack.settings, wait_seconds=30)
+    sku = f"RACE-{uuid.uuid4().hex[:8].upper()}"
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO products (sku, name, category, weight_grams) "
+                "VALUES (:sku, 'Limited edition', 'race', 200)"
+            ),
+            {"sku": sku},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO product_prices (sku, currency, amount_minor) "
+                "VALUES (:sku, 'EUR', 2500)"
+            ),
+            {"sku": sku},
+        )
+        for warehouse, units in RACE_UNITS.items():
+            await conn.execute(
+                text(
+                    "INSERT INTO stock_levels (sku, warehouse, on_hand) "
+                    "VALUES (:sku, :warehouse, :units)"
+                ),
+                {"sku": sku, "warehouse": warehouse, "units": units},
+            )
+    violations: list[tuple[Any, ...]] = []
+    snapshots = 0
+
+    async def watch() -> None:
+        nonlocal snapshots
+        while True:
+            async with engine.connect() as conn:
+                for row in await conn.execute(RACE_SNAPSHOT, {"sku": sku}):
+                    _, on_hand, reserved, live = row
+                    if not (0 <= reserved <= on_hand and reserved == live):
+                        violations.append(tuple(row))
+            snapshots += 1
+            await asyncio.sleep(0.02)
+
+    watching = asyncio.create_task(watch())
+    run = Run("race")
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    async with httpx.AsyncClient(
+        base_url=stack.url, headers=headers, timeout=60
+    ) as http:
+
+        async def one(index: int) -> None:
+            body, _ = order_body(random.Random(index), index)
+            body |= {"channel": "web", "lines": [{"sku": sku, "quantity": 1}]}
+            body["payment"] = {"method": "card", "token": "tok_visa"}
+            created = await http.post("/v1/orders", json=body)
+            created.raise_for_status()
+            handle = client.get_workflow_handle(workflow_id_for(created.json()["id"]))
+            state = await handle.result()
+            key = str(state["status"])
+            run.outcomes[key] = run.outcomes.get(key, 0) + 1
+            run.finished += 1
+
+        await _race(run, orders, concurrency, one)
+    watching.cancel()
+    async with engine.connect() as conn:
+        final = {
+            row[0]: {"on_hand": row[1], "reserved": row[2], "live": row[3]}
+            for row in await conn.execute(RACE_SNAPSHOT, {"sku": sku})
+        }
+    await engine.dispose()
+    return {
+        "scenario": "contention",
+        "orders": orders,
+        "units": sum(RACE_UNITS.values()),
+        "outcomes": run.outcomes,
+        "errors": run.errors,
+        "final_stock": final,
+        "snapshots": snapshots,
+        "violations": [list(row) for row in violations],
+    }
+
+
+async def measure_parked(
+    stack: Stack, orders: int, concurrency: int, seed: int
+) -> dict[str, Any]:
+    """Orders that wait for their carrier: the worker's memory as they grow."""
+    engine = create_engine(stack.settings.database_url, pool_size=4)
+    worker = _stack_processes(stack.root_pid).get("worker")
+    rng = random.Random(seed)
+    run = Run("parked")
+    memory: list[dict[str, float]] = []
+    shipped = text(
+        "SELECT count(*) FROM shipments WHERE order_id = :id AND status = 'shipped'"
+    )
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    step = max(orders // 10, 1)
+    async with httpx.AsyncClient(
+        base_url=stack.url, headers=headers, timeout=60
+    ) as http:
+
+        async def one(index: int) -> None:
+            body, _ = order_body(rng, index)
+            body["payment"] = {"method": "card", "token": "tok_visa"}
+            created = await http.post("/v1/orders", json=body)
+            created.raise_for_status()
+            order_id = created.json()["id"]
+            while True:
+                async with engine.connect() as conn:
+                    if (await conn.execute(shipped, {"id": order_id})).scalar_one():
+                        break
+                await asyncio.sleep(0.5)
+            run.finished += 1
+            if run.finished % step == 0 and worker is not None:
+                rss = worker.memory_info().rss / 2**20
+                memory.append({"parked": run.finished, "worker_rss_mb": round(rss, 1)})
+
+        await _race(run, orders, concurrency, one)
+    await engine.dispose()
+    return {
+        "scenario": "parked",
+        "orders": orders,
+        "parked": run.finished,
+        "errors": run.errors,
+        "seconds": round(run.seconds, 1),
+        "worker_memory": memory,
+    }

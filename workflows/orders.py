@@ -80,7 +80,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.order_returns import OrderReturns
     from workflows.saga import Compensations
     from workflows.shipping import ShipmentWorkflow
-    from workflows.steps import run_step
+    from workflows.steps import LOCAL_PATCH, run_step
 
 R = TypeVar("R")
 Request = CancelOrder | AmendOrder | HoldOrder | ReleaseOrder | OpenReturn
@@ -416,15 +416,16 @@ class OrderWorkflow:
         """Ship what each warehouse holds as its own parcel, charged as it leaves;
         done when every parcel is delivered."""
         assert self._reservation is not None
-        runs = await self._dispatch(self._reservation.shipments)
-        await self.set_status(
-            OrderStatus.IN_FULFILMENT,
-            "order.in_fulfilment",
-            "; ".join(
-                f"shipment {shipment.number} goes out from {shipment.warehouse}"
-                for shipment, _ in runs
-            ),
-        )
+        allocations = self._reservation.shipments
+        if workflow.patched(LOCAL_PATCH):
+            # In fulfilment before any parcel's first news, so the timeline
+            # reads in order.
+            shipments = [self._new_shipment(a.warehouse, a.lines) for a in allocations]
+            await self._in_fulfilment(shipments)
+            runs = [(s, await self._start_shipment(s)) for s in shipments]
+        else:
+            runs = await self._dispatch(allocations)
+            await self._in_fulfilment([shipment for shipment, _ in runs])
         charged: set[str] = set()
         resourced: set[str] = set()
         while True:
@@ -535,6 +536,16 @@ class OrderWorkflow:
             f"{reason}: its goods are refunded",
             "system",
             {"shipment": shipment.number, "units": units},
+        )
+
+    async def _in_fulfilment(self, shipments: list[ShipmentState]) -> None:
+        await self.set_status(
+            OrderStatus.IN_FULFILMENT,
+            "order.in_fulfilment",
+            "; ".join(
+                f"shipment {shipment.number} goes out from {shipment.warehouse}"
+                for shipment in shipments
+            ),
         )
 
     async def _dispatch(self, allocations: list[Allocation]) -> list[_Run]:

@@ -40,6 +40,7 @@ from workers.worker import (
     activities_by_domain,
     build_workers,
 )
+from workflows.steps import LOCAL
 
 
 def test_queue_lists_parse_and_name_what_is_unknown() -> None:
@@ -65,6 +66,20 @@ def scheduled_queues(events: list[HistoryEvent]) -> dict[str, str]:
     }
 
 
+def local_steps(events: list[HistoryEvent]) -> set[str]:
+    """The activities that ran as local activities, by their markers."""
+    names = set()
+    for event in events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and (
+            marker.marker_name == "core_local_activity"
+        ):
+            names.add(
+                json.loads(marker.details["data"].payloads[0].data)["activity_type"]
+            )
+    return names
+
+
 def domain_of(engine: AsyncEngine, settings: Settings) -> dict[str, Domain]:
     grouped = activities_by_domain(engine, settings)
     return {f.__name__: domain for domain, fs in grouped.items() for f in fs}
@@ -84,18 +99,21 @@ async def test_each_step_runs_on_its_domains_task_queue(
     state = await finished(handle)
 
     assert state.status == OrderStatus.COMPLETED
-    queues = scheduled_queues(await history(handle))
-    queues |= scheduled_queues(await history(shipment_handle(client, order, state)))
+    events = await history(handle)
+    events += await history(shipment_handle(client, order, state))
+    queues = scheduled_queues(events)
     domains = domain_of(engine, settings)
     assert {domains[name] for name in queues} == {
-        Domain.ORDERS,
         Domain.INVENTORY,
         Domain.PAYMENTS,
         Domain.SHIPPING,
     }
     for name, queue in queues.items():
         assert queue == settings.task_queue(domains[name]), name
-    assert len(set(queues.values())) == 4
+    assert len(set(queues.values())) == 3
+    # The read-model writes ran inside the workflows' own tasks.
+    assert set(queues).isdisjoint(LOCAL)
+    assert local_steps(events) >= {"record_order", "record_shipment_event"}
 
 
 class WorkerProcess:
