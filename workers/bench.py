@@ -465,6 +465,7 @@ def table(results: dict[str, Any]) -> str:
 # The contention scenario: many orders for a few units in two warehouses.
 RACE_UNITS = {"BER": 15, "AMS": 10}
 
+# One statement, so one snapshot: stock and reservations as of one moment.
 RACE_SNAPSHOT = text(
     """
     SELECT s.warehouse, s.on_hand, s.reserved,

@@ -85,6 +85,7 @@ LOCAL = frozenset(
         "record_return",
     }
 )
+WAIT_FOR_IT = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 # Orders started before the read-model writes became local keep them remote.
 LOCAL_PATCH = "local-read-model-steps"
 
@@ -98,39 +99,29 @@ async def run_step(
     it afterwards sees everything the step did.
     """
     timeout, retry = POLICIES[activity]
-    waits = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+    options: dict[str, Any] = {
+        "result_type": result_type,
+        "start_to_close_timeout": timeout,
+        "retry_policy": retry,
+        "cancellation_type": WAIT_FOR_IT,
+        "summary": summary,
+    }
     result: Any
-    if activity in LOCAL and workflow.patched(LOCAL_PATCH):
-        try:
-            result = await workflow.execute_local_activity(
-                activity,
-                arg,
-                result_type=result_type,
-                start_to_close_timeout=timeout,
-                retry_policy=retry,
-                cancellation_type=waits,
-                summary=summary,
-            )
-        except (ApplicationError, StepTimedOut) as error:
-            # A local activity's failure arrives unwrapped; wrap it as a
-            # remote one's, so that every step fails the same way.
-            raise ActivityError(
-                f"{activity} failed",
-                scheduled_event_id=0,
-                started_event_id=0,
-                identity="",
-                activity_type=activity,
-                activity_id="",
-                retry_state=RetryState.NON_RETRYABLE_FAILURE,
-            ) from error
-    else:
-        result = await workflow.execute_activity(
-            activity,
-            arg,
-            result_type=result_type,
-            start_to_close_timeout=timeout,
-            retry_policy=retry,
-            cancellation_type=waits,
-            summary=summary,
-        )
+    if not (activity in LOCAL and workflow.patched(LOCAL_PATCH)):
+        result = await workflow.execute_activity(activity, arg, **options)
+        return result  # type: ignore[no-any-return]
+    try:
+        result = await workflow.execute_local_activity(activity, arg, **options)
+    except (ApplicationError, StepTimedOut) as error:
+        # A local activity's failure arrives unwrapped; wrap it as a remote
+        # one's, so that every step fails the same way.
+        raise ActivityError(
+            f"{activity} failed",
+            scheduled_event_id=0,
+            started_event_id=0,
+            identity="",
+            activity_type=activity,
+            activity_id="",
+            retry_state=RetryState.NON_RETRYABLE_FAILURE,
+        ) from error
     return result  # type: ignore[no-any-return]

@@ -4,30 +4,19 @@ live reservations, at every moment of the race, not only at its end."""
 
 import asyncio
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from models.orders import FailureReason, OrderStatus
 from tests.conftest import FIRST, SECOND, MakeProduct
 from tests.helpers import place_order, start_order
+from workers.bench import RACE_SNAPSHOT
 from workers.reconcile import check_database
 from workers.settings import Settings
 from workers.worker import WorkerGroup
 
 ORDERS = 300
 RACE_TIMEOUT = 600.0
-
-# One statement, so one snapshot: stock and reservations as of one moment.
-SNAPSHOT = text(
-    """
-    SELECT s.warehouse, s.on_hand, s.reserved,
-           coalesce((SELECT sum(r.quantity) FROM reservations r
-                     WHERE r.sku = s.sku AND r.warehouse = s.warehouse
-                       AND r.state = 'reserved'), 0) AS live
-    FROM stock_levels s WHERE s.sku = :sku
-    """
-)
 
 
 async def test_three_hundred_orders_for_25_units_sell_exactly_25(
@@ -47,7 +36,7 @@ async def test_three_hundred_orders_for_25_units_sell_exactly_25(
         nonlocal snapshots
         while racing:
             async with engine.connect() as conn:
-                for row in await conn.execute(SNAPSHOT, {"sku": sku}):
+                for row in await conn.execute(RACE_SNAPSHOT, {"sku": sku}):
                     _, on_hand, reserved, live = row
                     if not (0 <= reserved <= on_hand and reserved == live):
                         broken.append(tuple(row))
@@ -72,7 +61,9 @@ async def test_three_hundred_orders_for_25_units_sell_exactly_25(
     assert sum(state.captured_minor for state in completed) == 25 * 1000
     assert all(state.captured_minor == 0 for state in refused)
     async with engine.connect() as conn:
-        final = {row[0]: row[1:] for row in await conn.execute(SNAPSHOT, {"sku": sku})}
+        final = {
+            row[0]: row[1:] for row in await conn.execute(RACE_SNAPSHOT, {"sku": sku})
+        }
     assert final == {FIRST: (0, 0, 0), SECOND: (0, 0, 0)}
     assert broken == [] and snapshots > 10
     assert [
