@@ -120,17 +120,25 @@ class Progress:
 
 
 async def _race(
-    run: Run, total: int, concurrency: int, one: Callable[[int], Awaitable[None]]
+    run: Run,
+    total: int,
+    concurrency: int,
+    one: Callable[[int], Awaitable[None]],
+    rate: float | None = None,
 ) -> None:
-    """Run `one` for 0..total-1, `concurrency` at a time, drawing progress."""
+    """Run `one` for 0..total-1, `concurrency` at a time (and no more than
+    `rate` starts per second, if given), drawing progress."""
     progress = Progress(run, total)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(total):
         queue.put_nowait(index)
+    began = time.monotonic()
 
     async def drive() -> None:
         while not queue.empty():
             index = queue.get_nowait()
+            if rate:
+                await asyncio.sleep(max(0.0, began + index / rate - time.monotonic()))
             try:
                 await one(index)
             except Exception as error:  # a failed call is a figure, not a crash
@@ -143,7 +151,6 @@ async def _race(
             await asyncio.sleep(0.25)
 
     drawing = asyncio.create_task(redraw())
-    began = time.monotonic()
     await asyncio.gather(*(drive() for _ in range(concurrency)))
     run.seconds = time.monotonic() - began
     drawing.cancel()
@@ -177,14 +184,19 @@ async def run_reference(client: Client, total: int, concurrency: int) -> Run:
     return run
 
 
-def order_body(rng: random.Random, index: int) -> tuple[dict[str, Any], str]:
+def order_body(
+    rng: random.Random,
+    index: int,
+    skus: list[str] = SKUS,
+    channels: list[str] = CHANNELS,
+) -> tuple[dict[str, Any], str]:
     """A mixed order, and what the bench does with it: pay, decline or cancel."""
     roll = rng.random()
     plan = "decline" if roll < 0.05 else "cancel" if roll < 0.10 else "ship"
     cash = plan == "ship" and rng.random() < 0.15
     lines = [
         {"sku": sku, "quantity": rng.randint(1, 2)}
-        for sku in rng.sample(SKUS, rng.randint(1, 3))
+        for sku in rng.sample(skus, rng.randint(1, min(3, len(skus))))
     ]
     payment = (
         {"method": "cod"}
@@ -195,7 +207,7 @@ def order_body(rng: random.Random, index: int) -> tuple[dict[str, Any], str]:
         }
     )
     return {
-        "channel": rng.choice(CHANNELS),
+        "channel": rng.choice(channels),
         "external_id": f"BENCH-{uuid.uuid4().hex[:12]}-{index}",
         "customer": {"email": f"bench{index}@example.com", "name": "Bench Customer"},
         "shipping_address": {
@@ -211,12 +223,20 @@ def order_body(rng: random.Random, index: int) -> tuple[dict[str, Any], str]:
 
 
 async def run_orders(
-    http: httpx.AsyncClient, client: Client, total: int, concurrency: int, seed: int
+    http: httpx.AsyncClient,
+    client: Client,
+    total: int,
+    concurrency: int,
+    seed: int,
+    rate: float | None = None,
+    *,
+    skus: list[str] = SKUS,
+    channels: list[str] = CHANNELS,
 ) -> Run:
     """Orders over HTTP, each followed to the end of its workflow."""
     run = Run("orders")
     rng = random.Random(seed)
-    bodies = [order_body(rng, index) for index in range(total)]
+    bodies = [order_body(rng, index, skus, channels) for index in range(total)]
 
     async def one(index: int) -> None:
         body, plan = bodies[index]
@@ -235,7 +255,7 @@ async def run_orders(
         run.outcomes[str(status)] = run.outcomes.get(str(status), 0) + 1
         run.finished += 1
 
-    await _race(run, total, concurrency, one)
+    await _race(run, total, concurrency, one, rate)
     return run
 
 
@@ -373,7 +393,7 @@ async def _admin_key(database: str) -> str:
 
 
 async def measure(
-    stack: Stack, orders: int, concurrency: int, seed: int
+    stack: Stack, orders: int, concurrency: int, seed: int, rate: float | None = None
 ) -> dict[str, Any]:
     client = await connect(stack.settings, wait_seconds=30)
     memory = PeakMemory(_stack_processes(stack.root_pid))
@@ -384,7 +404,7 @@ async def measure(
     async with httpx.AsyncClient(
         base_url=stack.url, headers=headers, timeout=60, limits=limits
     ) as http:
-        placed = await run_orders(http, client, orders, concurrency, seed)
+        placed = await run_orders(http, client, orders, concurrency, seed, rate)
     sampling.cancel()
     return {
         "machine": {
@@ -394,6 +414,7 @@ async def measure(
         },
         "orders": orders,
         "concurrency": concurrency,
+        "rate_per_second": rate,
         "reference": reference.as_dict(),
         "lifecycles": placed.as_dict(),
         "ratios": {

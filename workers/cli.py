@@ -186,7 +186,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
                 bench.measure_parked(stack, args.orders, args.concurrency, args.seed)
             )
         return asyncio.run(
-            bench.measure(stack, args.orders, args.concurrency, args.seed)
+            bench.measure(stack, args.orders, args.concurrency, args.seed, args.rate)
         )
 
     if args.url:
@@ -294,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--orders", type=int, default=300, help="how many (300)")
     bench.add_argument(
         "--concurrency", type=int, default=30, help="orders in flight at once (30)"
+    )
+    bench.add_argument(
+        "--rate",
+        type=float,
+        help="start this many orders per second (still at most --concurrency in "
+        "flight); default: as fast as they complete",
     )
     bench.add_argument("--seed", type=int, default=1, help="of the order mix (1)")
     bench.add_argument("--url", help="a running API instead of a stack of its own")
