@@ -34,13 +34,15 @@ from typing import Any
 import httpx
 import psutil
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.reference import reference_step
 from api.access import create_key
+from db.catalog import Product, ProductPrice
 from db.engine import create_engine
+from db.inventory import StockLevel
 from models.orders import workflow_id_for
 from models.rules import Role
 from workers.embedded import port_is_free, running_dev_database, stop_process
@@ -508,27 +510,20 @@ async def measure_contention(
     sku = f"RACE-{uuid.uuid4().hex[:8].upper()}"
     async with engine.begin() as conn:
         await conn.execute(
-            text(
-                "INSERT INTO products (sku, name, category, weight_grams) "
-                "VALUES (:sku, 'Limited edition', 'race', 200)"
-            ),
-            {"sku": sku},
+            insert(Product).values(
+                sku=sku, name="Limited edition", category="race", weight_grams=200
+            )
         )
         await conn.execute(
-            text(
-                "INSERT INTO product_prices (sku, currency, amount_minor) "
-                "VALUES (:sku, 'EUR', 2500)"
-            ),
-            {"sku": sku},
+            insert(ProductPrice).values(sku=sku, currency="EUR", amount_minor=2500)
         )
-        for warehouse, units in RACE_UNITS.items():
-            await conn.execute(
-                text(
-                    "INSERT INTO stock_levels (sku, warehouse, on_hand) "
-                    "VALUES (:sku, :warehouse, :units)"
-                ),
-                {"sku": sku, "warehouse": warehouse, "units": units},
-            )
+        await conn.execute(
+            insert(StockLevel),
+            [
+                {"sku": sku, "warehouse": warehouse, "on_hand": units, "reserved": 0}
+                for warehouse, units in RACE_UNITS.items()
+            ],
+        )
     violations: list[tuple[Any, ...]] = []
     snapshots = 0
 
