@@ -15,9 +15,9 @@ STEPS = 4
 @workflow.defn
 class ReferenceWorkflow:
     @workflow.run
-    async def run(self, steps: int = STEPS) -> int:
-        for step in range(steps):
+    async def run(self) -> int:
+        for step in range(STEPS):
             await workflow.execute_activity(
                 "reference_step", step, start_to_close_timeout=timedelta(seconds=30)
             )
-        return steps
+        return STEPS
