@@ -239,6 +239,18 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 0 or more")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if _count(text) == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return int(text)
+
+
 def _domains(text: str) -> frozenset[Domain]:
     try:
         return parse_domains(text)
@@ -291,9 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
         "contention: orders racing for 25 units; parked: the worker's memory as "
         "orders wait for their carrier",
     )
-    bench.add_argument("--orders", type=int, default=300, help="how many (300)")
+    bench.add_argument("--orders", type=_positive, default=300, help="how many (300)")
     bench.add_argument(
-        "--concurrency", type=int, default=30, help="orders in flight at once (30)"
+        "--concurrency",
+        type=_positive,
+        default=30,
+        help="orders in flight at once (30)",
     )
     bench.add_argument(
         "--rate",
@@ -317,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reconcile.add_argument(
         "--sample",
-        type=int,
+        type=_count,
         default=50,
         metavar="N",
         help="compare N random orders with their workflows (0: skip; default 50)",
