@@ -213,6 +213,20 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dev_codec(settings: Settings, address: str) -> Settings:
+    """Settings for Temporal at `address`, with the payload keys `oms dev`
+    made in the data dir when none are configured."""
+    from pydantic import SecretStr
+
+    update: dict[str, object] = {"temporal_address": address}
+    key_file = settings.data_dir / "codec-keys.json"
+    if not settings.codec_keys and key_file.exists():
+        keys = json.loads(key_file.read_text())
+        update["codec_keys"] = {k: SecretStr(v) for k, v in keys.items()}
+        update["codec_key_id"] = max(keys)
+    return settings.model_copy(update=update)
+
+
 def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from db.engine import create_engine
     from workers.reconcile import check_database, check_workflows, report
@@ -227,9 +241,7 @@ def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
         try:
             found = await check_database(engine)
             if args.sample:
-                client = await connect(
-                    settings.model_copy(update={"temporal_address": address})
-                )
+                client = await connect(_dev_codec(settings, address))
                 found += await check_workflows(engine, client, args.sample)
         finally:
             await engine.dispose()
