@@ -21,11 +21,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.access import AnyCaller
 from api.deps import Services, ServicesDep
 from api.errors import Problem, ProblemDetails
-from api.webhook_signatures import SIGNATURE_HEADER, sign, verify_delivery
+from api.webhook_signatures import SIGNATURE_HEADER, verify_delivery
 from api.webhooks import WebhookAccepted, parse_webhook
 from db.shipping import Shipment
 from models.orders import workflow_id_for
 from models.shipping import CarrierEvent, CarrierEventKind
+from models.signatures import sign
 from workflows.shipping import ShipmentWorkflow
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ nothing. A delivery whose signature was accepted before is a replay: it is
 acknowledged and has no effect.
 """
 
-import hashlib
 import hmac
 import re
 import time
@@ -20,17 +19,10 @@ from sqlalchemy.dialects.postgresql import insert
 from api.deps import Services
 from api.errors import Problem
 from db.access import WebhookDelivery
+from models.signatures import sign
 
 SIGNATURE_HEADER = "Webhook-Signature"
 _SIGNATURE = re.compile(r"^t=(\d{1,12}),v1=([0-9a-f]{64})$")
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header value for a body, as a provider computes it."""
-    digest = hmac.new(
-        secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256
-    ).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 def check_signature(

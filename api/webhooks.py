@@ -20,11 +20,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.access import AnyCaller
 from api.deps import Services, ServicesDep
 from api.errors import FieldError, Problem, ProblemDetails, field_path
-from api.webhook_signatures import SIGNATURE_HEADER, sign, verify_delivery
+from api.webhook_signatures import SIGNATURE_HEADER, verify_delivery
 from db.payments import Payment
 from models.money import format_minor, to_minor
 from models.order_actions import PaymentNotification
 from models.orders import PaymentStatus, workflow_id_for
+from models.signatures import sign
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)

@@ -44,4 +44,7 @@ class Channel(Base):
     return_goods_seconds: Mapped[float | None]
     refund_delivery: Mapped[str | None] = mapped_column(String(16))
     exchange_ships: Mapped[str | None] = mapped_column(String(16))
+    # The language of the channel's customer messages (templates fall back
+    # to English).
+    language: Mapped[str] = mapped_column(String(8), server_default="en")
     created_at: Mapped[datetime] = created_at_column()

@@ -26,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column, updated_at_column
+from db.outbox import publish
+from models.outbox import PUBLISHED
 
 order_number_seq = Sequence("order_number_seq", metadata=Base.metadata)
 
@@ -130,7 +132,10 @@ async def append_event(
     actor: str = "system",
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Add one entry to an order's timeline; a repeated event id adds nothing."""
+    """Add one entry to an order's timeline; a repeated event id adds nothing.
+
+    Events subscribers can receive go into the outbox in the same transaction.
+    """
     await conn.execute(
         insert(OrderEvent)
         .values(
@@ -144,3 +149,14 @@ async def append_event(
         )
         .on_conflict_do_nothing(index_elements=["id"])
     )
+    public = PUBLISHED.get(type)
+    if public is not None:
+        await publish(
+            conn,
+            event_id=event_id,
+            type=public,
+            order_id=order_id,
+            at=at,
+            message=message[:500],
+            data=data or {},
+        )

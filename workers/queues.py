@@ -20,6 +20,8 @@ class Domain(StrEnum):
     PAYMENTS = "payments"
     SHIPPING = "shipping"
     RETURNS = "returns"
+    # Messages to customers, and (in the same processes) outbound webhooks.
+    NOTIFICATIONS = "notifications"
 
 
 def parse_domains(text: str) -> frozenset[Domain]:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     payments_task_queue: str = "oms-payments"
     shipping_task_queue: str = "oms-shipping"
     returns_task_queue: str = "oms-returns"
+    notifications_task_queue: str = Field(
+        default="oms-notifications",
+        description="customer messages; the workers on it also deliver webhooks",
+    )
     worker_shutdown_seconds: float = Field(
         default=30,
         ge=0,
@@ -137,6 +141,27 @@ class Settings(BaseSettings):
     )
     delivery_handling_days: int = Field(default=1, ge=0, le=30)
 
+    # Outbound webhooks: how long a subscriber may take to answer, the pause
+    # after its first failure (doubling up to the longest), how many attempts
+    # an event gets before it is given up (replayable), how often the outbox
+    # is polled, and how long delivered events are kept.
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_retry_seconds: float = Field(default=5, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600, gt=0)
+    webhook_max_attempts: int = Field(
+        default=30,
+        ge=1,
+        description="attempts per event before it is marked failed (about a "
+        "day of a subscriber failing, with the default back-off)",
+    )
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="events older than this, with nothing left to deliver, "
+        "are deleted from the outbox",
+    )
+
     # Sandbox warehouse and carrier: how long until they confirm by themselves.
     sandbox_pick_seconds: float = Field(default=2.0, ge=0)
     sandbox_pack_seconds: float = Field(default=2.0, ge=0)
@@ -149,6 +174,7 @@ class Settings(BaseSettings):
             Domain.PAYMENTS: self.payments_task_queue,
             Domain.SHIPPING: self.shipping_task_queue,
             Domain.RETURNS: self.returns_task_queue,
+            Domain.NOTIFICATIONS: self.notifications_task_queue,
         }[domain]
 
     @field_validator("worker_metrics_address")

@@ -4,7 +4,7 @@ worker per task queue, any subset of them in one process."""
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.carriers import Carrier, sandbox_carriers
 from activities.inventory import InventoryActivities
+from activities.notifications import NotificationActivities, Notifier
 from activities.orders import OrderActivities
 from activities.payment_gateway import PaymentGateway, SandboxGateway
 from activities.payments import PaymentActivities
@@ -21,6 +22,7 @@ from activities.returns import ReturnActivities
 from activities.shipping import ShippingActivities
 from db.engine import create_engine
 from workers.interceptors import ActivityRouting, RefusedDataIsFinal
+from workers.outbox import WebhookDispatcher
 from workers.queues import Domain
 from workers.settings import Settings
 from workers.temporal import connect, metrics_runtime
@@ -39,9 +41,11 @@ def activities_by_domain(
     *,
     gateway: PaymentGateway | None = None,
     carriers: list[Carrier] | None = None,
+    notifier: Notifier | None = None,
 ) -> dict[Domain, list[Callable[..., Any]]]:
     """Every activity by its domain, wired to the database and the providers
     (the sandbox ones unless others are given)."""
+    notifications = NotificationActivities(engine, notifier)
     orders = OrderActivities(engine)
     inventory = InventoryActivities(engine)
     payments = PaymentActivities(engine, gateway or SandboxGateway(settings.api_url))
@@ -93,6 +97,7 @@ def activities_by_domain(
             returns.cancel_return_label,
             returns.restock_return,
         ],
+        Domain.NOTIFICATIONS: [notifications.notify_customer],
     }
 
 
@@ -106,10 +111,17 @@ def activities(
 
 class WorkerGroup:
     """The workers of one process, one per task queue, started and stopped
-    together; leaving the block drains them all at once."""
+    together; leaving the block drains them all at once. Services (such as
+    the webhook dispatcher) run beside them and are cancelled first."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(
+        self,
+        workers: list[Worker],
+        services: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
+    ) -> None:
         self.workers = workers
+        self.services = services or []
+        self._running: list[asyncio.Task[None]] = []
 
     @property
     def task_queues(self) -> list[str]:
@@ -124,9 +136,13 @@ class WorkerGroup:
         except BaseException:
             await asyncio.gather(*(w.__aexit__(None, None, None) for w in started))
             raise
+        self._running = [asyncio.create_task(service()) for service in self.services]
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
         await asyncio.gather(*(w.__aexit__(*exc_info) for w in self.workers))
 
 
@@ -138,15 +154,19 @@ def build_workers(
     domains: Collection[Domain] = tuple(Domain),
     gateway: PaymentGateway | None = None,
     carriers: list[Carrier] | None = None,
+    notifier: Notifier | None = None,
 ) -> WorkerGroup:
     """Workers for the task queues of `domains` (all unless told), with the
     sandbox gateway and carriers unless others are given.
 
     Domains that share a queue name share one worker. The workflows' worker
     also runs every activity: steps scheduled on the workflows' queue before
-    the domains had queues of their own still find a worker there.
+    the domains had queues of their own still find a worker there. The
+    process that serves notifications also delivers outbound webhooks.
     """
-    grouped = activities_by_domain(engine, settings, gateway=gateway, carriers=carriers)
+    grouped = activities_by_domain(
+        engine, settings, gateway=gateway, carriers=carriers, notifier=notifier
+    )
     routes = {
         function.__name__: settings.task_queue(domain)
         for domain, functions in grouped.items()
@@ -172,7 +192,10 @@ def build_workers(
                 activities=[f for domain in served for f in grouped[domain]],
             )
         )
-    return WorkerGroup(workers)
+    services: list[Callable[[], Coroutine[Any, Any, None]]] = []
+    if Domain.NOTIFICATIONS in domains:
+        services.append(WebhookDispatcher(engine, settings).run)
+    return WorkerGroup(workers, services)
 
 
 async def run_worker(

@@ -15,6 +15,7 @@ from temporalio.exceptions import TimeoutError as StepTimedOut
 
 with workflow.unsafe.imports_passed_through():
     from models.errors import FailureType
+    from models.notifications import NOTIFY_EVENTS, NotifyCustomer
 
 R = TypeVar("R")
 
@@ -69,6 +70,17 @@ POLICIES: dict[str, tuple[timedelta, RetryPolicy]] = {
     "issue_return_label": CARRIER,
     "cancel_return_label": CARRIER,
     "restock_return": DATABASE,
+    # A message to a customer: worth a few tries, never worth holding an
+    # order for (a failure is logged and the order goes on).
+    "notify_customer": (
+        timedelta(seconds=60),
+        RetryPolicy(
+            initial_interval=timedelta(seconds=5),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(minutes=5),
+            maximum_attempts=8,
+        ),
+    ),
 }
 
 
@@ -88,6 +100,14 @@ LOCAL = frozenset(
 WAIT_FOR_IT = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
 # Orders started before the read-model writes became local keep them remote.
 LOCAL_PATCH = "local-read-model-steps"
+# Orders started before customers were notified stay silent until a worker
+# with notifications runs them on from where their history ends.
+NOTIFY_PATCH = "customer-notifications"
+# Steps that record an event of their own, besides the read-model writes.
+_STEP_EVENTS = {
+    "refund_payment": "payment.refunded",
+    "create_payment_link": "payment.link_sent",
+}
 
 
 async def run_step(
@@ -106,10 +126,17 @@ async def run_step(
         "cancellation_type": WAIT_FOR_IT,
         "summary": summary,
     }
+    result = await _run(activity, arg, options)
+    notice = _customer_notice(activity, arg)
+    if notice is not None and workflow.patched(NOTIFY_PATCH):
+        await _notify(notice)
+    return result  # type: ignore[no-any-return]
+
+
+async def _run(activity: str, arg: BaseModel, options: dict[str, Any]) -> Any:
     result: Any
     if not (activity in LOCAL and workflow.patched(LOCAL_PATCH)):
-        result = await workflow.execute_activity(activity, arg, **options)
-        return result  # type: ignore[no-any-return]
+        return await workflow.execute_activity(activity, arg, **options)
     try:
         result = await workflow.execute_local_activity(activity, arg, **options)
     except (ApplicationError, StepTimedOut) as error:
@@ -124,4 +151,39 @@ async def run_step(
             activity_id="",
             retry_state=RetryState.NON_RETRYABLE_FAILURE,
         ) from error
-    return result  # type: ignore[no-any-return]
+    return result
+
+
+def _customer_notice(activity: str, arg: BaseModel) -> NotifyCustomer | None:
+    """The message a customer gets once this step is done, if any."""
+    event_type = _STEP_EVENTS.get(activity) or getattr(arg, "type", None)
+    if activity not in LOCAL and activity not in _STEP_EVENTS:
+        return None
+    if event_type not in NOTIFY_EVENTS:
+        return None
+    state = getattr(arg, "state", None)
+    order_id = getattr(arg, "order_id", None) or getattr(state, "order_id", None)
+    event_id = getattr(arg, "event_id", None)
+    if not (isinstance(order_id, str) and isinstance(event_id, str)):
+        return None
+    return NotifyCustomer(order_id=order_id, event_id=event_id, event_type=event_type)
+
+
+async def _notify(notice: NotifyCustomer) -> None:
+    timeout, retry = POLICIES["notify_customer"]
+    try:
+        await workflow.execute_activity(
+            "notify_customer",
+            notice,
+            result_type=list[str],
+            start_to_close_timeout=timeout,
+            retry_policy=retry,
+            summary=f"notify {notice.event_type}",
+        )
+    except ActivityError as error:
+        workflow.logger.warning(
+            "order %s: the customer was not told of %s: %s",
+            notice.order_id,
+            notice.event_type,
+            error.cause or error,
+        )

@@ -10,8 +10,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.webhook_signatures import SIGNATURE_HEADER, sign
+from api.webhook_signatures import SIGNATURE_HEADER
 from models.orders import OrderPolicy, OrderState, workflow_id_for
+from models.signatures import sign
 from tests.conftest import FIRST, SECOND, MakeProduct
 from tests.gates import GatedCarrier
 from tests.helpers import (

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.webhook_signatures import SIGNATURE_HEADER, sign
+from api.webhook_signatures import SIGNATURE_HEADER
 from db.payments import Payment
 from models.orders import workflow_id_for
+from models.signatures import sign
 from tests.conftest import FIRST, MakeProduct
 from tests.helpers import (
     finished,

@@ -1,0 +1,260 @@
+"""Delivers the outbox to webhook subscribers, in the worker processes that
+serve the notifications queue.
+
+Each pass claims due deliveries with `FOR UPDATE SKIP LOCKED`, so any number
+of processes share the work, and takes only the oldest pending event of each
+order for each subscriber, so a subscriber receives one order's events in
+the order they happened. A claim is a lease: a process that dies while
+sending leaves the delivery to be tried again once the lease ends.
+
+A 2xx answer acknowledges an event: it is never sent again unless someone
+replays it. Anything else, or no answer in time, counts as a failure of the
+subscriber: nothing more is sent to it until its back-off ends (doubling
+with each failure in a row, up to `OMS_WEBHOOK_RETRY_MAX_SECONDS`), and the
+event is given up after `OMS_WEBHOOK_MAX_ATTEMPTS` attempts. Orders never
+wait for any of this: events are only rows until a dispatcher sends them.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models.signatures import sign
+from workers.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "OMS-Signature"
+# How long a claimed delivery is left alone before another process may retry
+# it: longer than any attempt can take.
+_LEASE_MARGIN_SECONDS = 30
+_BATCH = 50
+_PRUNE_EVERY_SECONDS = 600
+
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT c.id, c.event_id, cs.failures
+        FROM outbound_deliveries c
+        JOIN webhook_subscriptions cs ON cs.id = c.subscription_id
+        WHERE c.status = 'pending' AND c.next_attempt_at <= now()
+          AND cs.active AND (cs.retry_at IS NULL OR cs.retry_at <= now())
+          AND NOT EXISTS (
+              SELECT 1 FROM outbound_deliveries p
+              WHERE p.subscription_id = c.subscription_id
+                AND p.order_id = c.order_id
+                AND p.status = 'pending'
+                AND p.event_id < c.event_id)
+    ), probes AS (
+        -- A subscriber that has been failing gets one event at a time until
+        -- it answers again.
+        SELECT DISTINCT ON (c.subscription_id) c.id
+        FROM outbound_deliveries c JOIN due ON due.id = c.id
+        WHERE due.failures > 0
+        ORDER BY c.subscription_id, c.event_id
+    )
+    UPDATE outbound_deliveries d
+    SET next_attempt_at = now() + make_interval(secs => :lease),
+        attempts = d.attempts + 1,
+        last_attempt_at = now()
+    FROM webhook_subscriptions s, outbox_events e
+    WHERE d.id IN (
+        SELECT x.id FROM outbound_deliveries x
+        WHERE x.id IN (SELECT id FROM due WHERE failures = 0
+                       UNION ALL SELECT id FROM probes)
+        ORDER BY x.event_id
+        LIMIT :batch
+        FOR UPDATE SKIP LOCKED)
+      AND s.id = d.subscription_id AND e.id = d.event_id
+    RETURNING d.id, d.attempts, d.subscription_id, s.url, s.secret,
+              e.event_id, e.type, e.payload
+    """
+)
+
+_DELIVERED = text(
+    """
+    WITH done AS (
+        UPDATE outbound_deliveries
+        SET status = 'delivered', delivered_at = now(), last_status_code = :code,
+            last_error = NULL
+        WHERE id = :id
+        RETURNING subscription_id
+    )
+    UPDATE webhook_subscriptions SET failures = 0, retry_at = NULL
+    WHERE id IN (SELECT subscription_id FROM done) AND failures > 0
+    """
+)
+
+_FAILED = text(
+    """
+    WITH sub AS (
+        UPDATE webhook_subscriptions
+        -- Failures of one pass count once: the first sets the pause, the
+        -- others wait it out with it.
+        SET failures = CASE WHEN retry_at IS NULL OR retry_at <= now()
+                            THEN failures + 1 ELSE failures END,
+            retry_at = CASE WHEN retry_at IS NULL OR retry_at <= now()
+                            THEN now() + make_interval(secs => least(
+                                :retry_max, :retry * power(2, least(failures, 30))))
+                            ELSE retry_at END,
+            last_error = :error
+        WHERE id = :subscription_id
+        RETURNING retry_at
+    )
+    UPDATE outbound_deliveries
+    SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
+        next_attempt_at = (SELECT retry_at FROM sub),
+        last_status_code = :code,
+        last_error = :error
+    WHERE id = :id
+    """
+)
+
+_PRUNE = text(
+    """
+    DELETE FROM outbox_events e
+    WHERE e.created_at < now() - make_interval(secs => :days * 86400)
+      AND NOT EXISTS (
+          SELECT 1 FROM outbound_deliveries d
+          WHERE d.event_id = e.id AND d.status = 'pending')
+    """
+)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    attempt: int
+    subscription_id: str
+    url: str
+    secret: str
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+
+
+class WebhookDispatcher:
+    """Sends due deliveries until stopped; `deliver_due` is one pass."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        *,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._client = client
+        self._pruned_at = 0.0
+
+    async def run(self) -> None:
+        """Deliver forever (until cancelled); a broken pass is logged and
+        the next one comes after the usual pause."""
+        timeout = httpx.Timeout(self._settings.webhook_timeout_seconds)
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            self._client = self._client or client
+            logger.info("webhook dispatcher started")
+            while True:
+                try:
+                    sent = await self.deliver_due()
+                    await self._prune()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("webhook dispatch pass failed; trying again")
+                    sent = 0
+                if sent < _BATCH:
+                    await asyncio.sleep(self._settings.webhook_poll_seconds)
+
+    async def deliver_due(self) -> int:
+        """Claim and send what is due now; returns how many were attempted."""
+        settings = self._settings
+        lease = settings.webhook_timeout_seconds + _LEASE_MARGIN_SECONDS
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"lease": lease, "batch": _BATCH})).all()
+        claimed = [
+            _Claimed(
+                id=row.id,
+                attempt=row.attempts,
+                subscription_id=str(row.subscription_id),
+                url=row.url,
+                secret=row.secret,
+                event_id=str(row.event_id),
+                type=row.type,
+                payload=row.payload,
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*(self._deliver(item) for item in claimed))
+        return len(claimed)
+
+    async def _deliver(self, item: _Claimed) -> None:
+        assert self._client is not None, "run() or a client gives the dispatcher one"
+        body = json.dumps(item.payload, separators=(",", ":"), sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "OMS-Event-Id": item.event_id,
+            "OMS-Event-Type": item.type,
+            "OMS-Delivery-Id": str(item.id),
+            "OMS-Delivery-Attempt": str(item.attempt),
+            SIGNATURE_HEADER: sign(item.secret, int(time.time()), body),
+            "User-Agent": "oms-webhooks/1",
+        }
+        code: int | None = None
+        try:
+            response = await self._client.post(item.url, content=body, headers=headers)
+            code = response.status_code
+            error = None if response.is_success else f"HTTP {code}"
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"[:500]
+        async with self._engine.begin() as conn:
+            if error is None:
+                await conn.execute(_DELIVERED, {"id": item.id, "code": code})
+                logger.info(
+                    "webhook %s of order event %s delivered to %s",
+                    item.type,
+                    item.event_id,
+                    item.url,
+                )
+                return
+            settings = self._settings
+            await conn.execute(
+                _FAILED,
+                {
+                    "id": item.id,
+                    "subscription_id": item.subscription_id,
+                    "code": code,
+                    "error": error,
+                    "retry": settings.webhook_retry_seconds,
+                    "retry_max": settings.webhook_retry_max_seconds,
+                    "max_attempts": settings.webhook_max_attempts,
+                },
+            )
+        logger.warning(
+            "webhook %s (event %s, attempt %s) to %s failed: %s",
+            item.type,
+            item.event_id,
+            item.attempt,
+            item.url,
+            error,
+        )
+
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned_at < _PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                _PRUNE, {"days": self._settings.outbox_retention_days}
+            )
+        if result.rowcount:
+            logger.info("outbox: %s old events deleted", result.rowcount)
