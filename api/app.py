@@ -18,6 +18,7 @@ from api import (
     orders,
     returns,
     shipments,
+    subscriptions,
     webhooks,
 )
 from api.access import RateLimiter
@@ -107,4 +108,5 @@ def create_app(
     app.include_router(shipments.router, prefix="/v1")
     app.include_router(delivery.router, prefix="/v1")
     app.include_router(returns.router, prefix="/v1")
+    app.include_router(subscriptions.router, prefix="/v1")
     return app

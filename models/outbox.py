@@ -147,10 +147,5 @@ class DeliveryPublic(BaseModel):
     payload: dict[str, Any] | None = None
 
 
-class DeliveryPage(BaseModel):
-    items: list[DeliveryPublic]
-    next_cursor: str | None
-
-
 class EventCatalogue(BaseModel):
     event_types: list[str]

@@ -85,6 +85,10 @@ def settings(database_url: str) -> Settings:
         sandbox_transit_seconds=0.1,
         # Delivered orders complete at once; return tests open a window.
         return_window_seconds=0,
+        # A failing webhook subscriber is tried again within a second.
+        webhook_retry_seconds=0.2,
+        webhook_retry_max_seconds=1.0,
+        webhook_poll_seconds=0.1,
     ).model_copy(update=own_queues(f"oms-test-{uuid.uuid4().hex[:8]}"))
 
 
