@@ -12,7 +12,7 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry import trace
 from temporalio import activity, workflow
@@ -97,9 +97,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def log_handler(role: str, log_format: str) -> logging.Handler:
-    """A stderr handler in `log_format` (`text` or `json`) for process `role`."""
-    handler = logging.StreamHandler(sys.stderr)
+def log_handler(
+    role: str, log_format: str, stream: TextIO | None = None
+) -> logging.Handler:
+    """A handler writing to `stream` (stderr unless told) in `log_format`
+    (`text` or `json`) for process `role`."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(OrderFields())
     if log_format == "json":
         handler.setFormatter(JsonFormatter(role))
