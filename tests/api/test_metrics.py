@@ -1,5 +1,6 @@
 """The API's Prometheus metrics at /metrics."""
 
+import re
 import uuid
 
 import httpx
@@ -9,6 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from api.deps import Services
 from tests.conftest import http_client
+from tests.workers.deployment import dashboard_targets
+from workers.metrics import ORDERS_GAUGE
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -76,3 +79,19 @@ async def test_metrics_can_be_turned_off(app: FastAPI) -> None:
         answer = await anonymous.get("/metrics")
 
     assert answer.status_code == 404
+
+
+async def test_the_dashboard_reads_metrics_the_api_and_worker_serve(
+    app: FastAPI, api: httpx.AsyncClient
+) -> None:
+    await api.get("/v1/orders", params={"limit": 1})
+    _, samples = await scrape(app)
+    served = {name for name, _ in samples}
+
+    read = {
+        name
+        for target in dashboard_targets("prometheus")
+        for name in re.findall(r"\b(oms_[a-z_]+)\b", target["expr"])
+    }
+
+    assert read - served == {ORDERS_GAUGE}
