@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 
 from api import (
     carrier_webhooks,
@@ -14,6 +16,7 @@ from api import (
     delivery,
     health,
     inventory,
+    metrics,
     order_actions,
     orders,
     returns,
@@ -25,9 +28,11 @@ from api.access import RateLimiter
 from api.deps import Services
 from api.errors import ProblemDetails, document_problems, install_error_handlers
 from api.limits import BodyLimit, strict_query
+from api.metrics import HttpMetrics, RequestMetrics
 from db.engine import create_engine
 from workers.settings import Settings, get_settings
 from workers.temporal import connect
+from workers.tracing import tracer_provider, tracing_interceptors
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +59,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def create_app(
-    settings: Settings | None = None, services: Services | None = None
+    settings: Settings | None = None,
+    services: Services | None = None,
+    tracing: TracerProvider | None = None,
 ) -> FastAPI:
-    """Build the app; with `services` it uses them instead of connecting itself."""
+    """Build the app; with `services` it uses them instead of connecting itself.
+
+    Requests are traced with `tracing`, else with the collector the settings
+    name, if any. Given `services` bring their own Temporal client, which
+    carries the tracing interceptor or not.
+    """
     settings = settings or get_settings()
+    if tracing is None and services is None:
+        tracing = tracer_provider(settings, "oms-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +79,9 @@ def create_app(
             yield
             return
         engine = create_engine(settings.database_url)
-        temporal = await connect(settings, wait_seconds=30)
+        temporal = await connect(
+            settings, wait_seconds=30, interceptors=tracing_interceptors(tracing)
+        )
         app.state.services = Services(engine, temporal, settings)
         logger.info(
             "API connected to Temporal at %s (namespace %s)",
@@ -76,6 +92,8 @@ def create_app(
             yield
         finally:
             await engine.dispose()
+            if tracing is not None:
+                tracing.shutdown()
 
     app = FastAPI(
         title="OMS",
@@ -97,6 +115,14 @@ def create_app(
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_metrics:
+        app.state.http_metrics = HttpMetrics()
+        app.add_middleware(RequestMetrics, metrics=app.state.http_metrics)
+        app.include_router(metrics.router)
+    if tracing is not None:
+        FastAPIInstrumentor.instrument_app(
+            app, tracer_provider=tracing, excluded_urls="/healthz$,/readyz$,/metrics$"
+        )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.include_router(health.router)
     app.include_router(orders.router, prefix="/v1")

@@ -27,6 +27,7 @@ from db.shipping import Shipment
 from models.orders import workflow_id_for
 from models.shipping import CarrierEvent, CarrierEventKind
 from models.signatures import sign
+from workers.logs import bind_order
 from workflows.shipping import ShipmentWorkflow
 
 logger = logging.getLogger(__name__)
@@ -140,9 +141,10 @@ async def _accept(
         ).first()
     if parcel is None:
         raise Problem(404, "parcel-not-found", "Unknown parcel", event.tracking_number)
+    workflow_id = f"{workflow_id_for(str(parcel.order_id))}-shipment-{parcel.number}"
+    bind_order(str(parcel.order_id), workflow_id)
     handle = services.temporal.get_workflow_handle_for(
-        ShipmentWorkflow.run,
-        f"{workflow_id_for(str(parcel.order_id))}-shipment-{parcel.number}",
+        ShipmentWorkflow.run, workflow_id
     )
     try:
         await handle.signal(

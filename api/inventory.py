@@ -137,7 +137,12 @@ async def _tell_waiting_orders(services: Services, sku: str) -> None:
         try:
             await handle.signal(OrderWorkflow.restocked, Restock(skus=[sku]))
         except RPCError as error:
-            logger.warning("order %s: restock signal failed: %s", order_id, error)
+            logger.warning(
+                "order %s: restock signal failed: %s",
+                order_id,
+                error,
+                extra={"order_id": str(order_id)},
+            )
 
 
 async def _inventory(conn: AsyncConnection, sku: str) -> SkuInventory:

@@ -28,6 +28,7 @@ from models.orders import (
     workflow_id_for,
 )
 from models.rules import Role
+from workers.logs import bind_order
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ async def create_order(
             defaults=services.settings.order_defaults,
         )
     order = intake.order
+    bind_order(order.order_id)
     if not intake.workflow_started:
         await _start(services, order)
     response.headers["Location"] = f"/v1/orders/{order.order_id}"
@@ -201,6 +203,7 @@ async def visible_order(
         order = await find_by_reference(conn, reference)
     if order is None or not caller.sees(order.channel):
         raise not_found("order", reference)
+    bind_order(order.order_id)
     return order
 
 

@@ -31,6 +31,7 @@ from models.shipping import (
     ShipmentState,
     ShipmentStatus,
 )
+from workers.logs import bind_order
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +169,9 @@ async def _confirm(
 ) -> ShipmentPublic:
     async with services.engine.connect() as conn:
         row, _ = await _find(conn, shipment_id)
-    handle = services.temporal.get_workflow_handle(
-        f"{workflow_id_for(row.order_id)}-shipment-{row.number}"
-    )
+    workflow_id = f"{workflow_id_for(row.order_id)}-shipment-{row.number}"
+    bind_order(str(row.order_id), workflow_id)
+    handle = services.temporal.get_workflow_handle(workflow_id)
 
     async def closed() -> tuple[str, str]:
         async with services.engine.connect() as conn:

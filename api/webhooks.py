@@ -26,6 +26,7 @@ from models.money import format_minor, to_minor
 from models.order_actions import PaymentNotification
 from models.orders import PaymentStatus, workflow_id_for
 from models.signatures import sign
+from workers.logs import bind_order
 from workflows.orders import OrderWorkflow
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ async def _accept(
         at=event.occurred_at,
         detail=event.detail,
     )
+    bind_order(str(payment.order_id))
     handle = services.temporal.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(str(payment.order_id))
     )

@@ -500,3 +500,13 @@ class OrderChanged(BaseModel):
 def workflow_id_for(order_id: str) -> str:
     """The id of the order's workflow, derived from the order id."""
     return f"order-{order_id}"
+
+
+# An order's workflow, or a shipment or return workflow under it.
+_ORDER_WORKFLOW_ID = re.compile(r"order-(.+?)(?:-(?:shipment|return)-[^-]+)?")
+
+
+def order_id_of(workflow_id: str) -> str | None:
+    """The order a workflow belongs to, from its id; None for other workflows."""
+    match = _ORDER_WORKFLOW_ID.fullmatch(workflow_id)
+    return match.group(1) if match else None

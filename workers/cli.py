@@ -12,21 +12,11 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from workers.logs import configure_logging
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings, get_settings
 
 logger = logging.getLogger("oms")
-
-
-def _configure_logging(role: str, level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s {role:<6} %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Libraries that narrate their internals at INFO: keep their warnings.
-    for noisy in ("alembic.runtime.plugins", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _require_servers(settings: Settings, command: str) -> None:
@@ -378,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for e in error.errors()
         )
         raise SystemExit(f"oms {args.command}: invalid settings: {problems}") from None
-    _configure_logging(args.command, settings.log_level)
+    configure_logging(args.command, settings.log_level, settings.log_format)
     if args.command == "keys":
         return _keys(settings, args)
     if args.command == "worker":

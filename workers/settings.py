@@ -3,8 +3,9 @@
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.delivery import DeliveryRules
@@ -19,7 +20,11 @@ class Settings(BaseSettings):
 
     # An empty variable counts as unset, as `${VAR:-}` in a compose file gives.
     model_config = SettingsConfigDict(
-        env_prefix="OMS_", env_file=".env", extra="ignore", env_ignore_empty=True
+        env_prefix="OMS_",
+        env_file=".env",
+        extra="ignore",
+        env_ignore_empty=True,
+        populate_by_name=True,
     )
 
     database_url: str = Field(
@@ -53,6 +58,28 @@ class Settings(BaseSettings):
         default="",
         description="host:port where the worker serves the Temporal SDK's "
         "Prometheus metrics (task latencies, failed activities, slots); empty: off",
+    )
+
+    orders_gauge_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="how often the orders worker counts orders by status for "
+        "its metrics",
+    )
+    api_metrics: bool = Field(
+        default=True,
+        description="serve /metrics on the API's port, without an API key",
+    )
+    otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices(
+            "OMS_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+        description="OTLP/HTTP collector traces are sent to, as "
+        "http://collector:4318; empty: no tracing",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per log line"
     )
 
     # A Temporal cluster with TLS, or Temporal Cloud with mTLS or an API key.

@@ -3,10 +3,11 @@
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, TLSConfig
 
@@ -66,13 +67,22 @@ def metrics_runtime(address: str) -> Runtime:
 
 
 async def connect(
-    settings: Settings, *, wait_seconds: float = 0, runtime: Runtime | None = None
+    settings: Settings,
+    *,
+    wait_seconds: float = 0,
+    runtime: Runtime | None = None,
+    interceptors: Sequence[Interceptor] = (),
 ) -> Client:
-    """Connect to Temporal, retrying for up to `wait_seconds` while it starts."""
+    """Connect to Temporal, retrying for up to `wait_seconds` while it starts.
+
+    Workers made with the client use those of `interceptors` that are also
+    worker interceptors (tracing is both).
+    """
     address = settings.temporal_address
     options = connect_options(settings)
     if runtime is not None:
         options["runtime"] = runtime
+    options["interceptors"] = list(interceptors)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:

@@ -22,10 +22,12 @@ from activities.returns import ReturnActivities
 from activities.shipping import ShippingActivities
 from db.engine import create_engine
 from workers.interceptors import ActivityRouting, RefusedDataIsFinal
+from workers.metrics import OrdersByStatus
 from workers.outbox import WebhookDispatcher
 from workers.queues import Domain
 from workers.settings import Settings
 from workers.temporal import connect, metrics_runtime
+from workers.tracing import tracer_provider, tracing_interceptors
 from workflows.orders import OrderWorkflow
 from workflows.returns import ReturnWorkflow
 from workflows.shipping import ShipmentWorkflow
@@ -204,8 +206,14 @@ async def run_worker(
     """Run until SIGINT or SIGTERM, then finish the tasks in hand and stop."""
     metrics = settings.worker_metrics_address
     runtime = metrics_runtime(metrics) if metrics else None
+    tracing = tracer_provider(settings, "oms-worker")
     engine = create_engine(settings.database_url)
-    client = await connect(settings, wait_seconds=30, runtime=runtime)
+    client = await connect(
+        settings,
+        wait_seconds=30,
+        runtime=runtime,
+        interceptors=tracing_interceptors(tracing),
+    )
     workers = build_workers(client, engine, settings, domains=domains)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -216,8 +224,12 @@ async def run_worker(
         ", ".join(workers.task_queues),
         settings.temporal_address,
     )
-    if metrics:
+    counting: asyncio.Task[None] | None = None
+    if runtime is not None:
         logger.info("worker metrics at http://%s/metrics", metrics)
+        if Domain.ORDERS in domains:
+            orders = OrdersByStatus(engine, runtime.metric_meter)
+            counting = asyncio.create_task(orders.run(settings.orders_gauge_seconds))
     try:
         async with workers:
             await stop.wait()
@@ -226,5 +238,9 @@ async def run_worker(
                 settings.worker_shutdown_seconds,
             )
     finally:
+        if counting is not None:
+            counting.cancel()
         await engine.dispose()
+        if tracing is not None:
+            tracing.shutdown()
     logger.info("worker stopped")

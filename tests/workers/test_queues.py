@@ -4,6 +4,7 @@ processes that share the work and drain it on SIGTERM."""
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import uuid
@@ -231,7 +232,9 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
     sku = await make_product({FIRST: 20})
     metrics = {side: f"127.0.0.1:{free_port()}" for side in ("orders", "money")}
     orders_side = await start(
-        "orders,inventory", OMS_WORKER_METRICS_ADDRESS=metrics["orders"]
+        "orders,inventory",
+        OMS_WORKER_METRICS_ADDRESS=metrics["orders"],
+        OMS_ORDERS_GAUGE_SECONDS="0.2",
     )
     money_side = await start(
         "payments,shipping,returns", OMS_WORKER_METRICS_ADDRESS=metrics["money"]
@@ -269,8 +272,25 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
     }
     assert dashboard_metrics() <= names
     assert f'task_queue="{queues["payments_task_queue"]}"' in served[1]
+    # The worker of the orders queue counts orders by status; the other not.
+    await until_served(metrics["orders"], r'oms_orders\{[^}]*status="completed"')
+    assert "oms_orders" not in served[1]
     for side in (orders_side, money_side):
         assert await side.stop() == 0, side.tail()
+
+
+async def until_served(address: str, pattern: str, timeout: float = 10) -> None:
+    """Scrape the metrics at `address` until a line matches `pattern`."""
+
+    async def scrape() -> None:
+        async with httpx.AsyncClient() as http:
+            while True:
+                text = (await http.get(f"http://{address}/metrics")).text
+                if re.search(pattern, text):
+                    return
+                await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(scrape(), timeout)
 
 
 async def test_sigterm_lets_the_step_in_hand_finish_before_the_worker_exits(

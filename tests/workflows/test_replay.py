@@ -24,9 +24,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.worker import Interceptor, Replayer
 
 from models.order_actions import (
     AmendLine,
@@ -96,7 +98,7 @@ def order_suffix() -> str:
 Scenario = Callable[[], Awaitable[tuple[PlaceOrder, Handle]]]
 
 
-def replayer() -> Replayer:
+def replayer(*interceptors: Interceptor) -> Replayer:
     # Histories recorded before payloads were encrypted replay as they are, and
     # those recorded on one task queue replay with every domain on its own
     # (the queue of a step is not part of what replay compares).
@@ -104,7 +106,7 @@ def replayer() -> Replayer:
     return Replayer(
         workflows=WORKFLOWS,
         data_converter=data_converter(CODEC_KEYS, "test-1"),
-        interceptors=[ActivityRouting(routes)],
+        interceptors=[*interceptors, ActivityRouting(routes)],
     )
 
 
@@ -116,6 +118,17 @@ async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(saved["workflow_id"], saved["history"])
 
     await replayer().replay_workflow(history)
+
+
+async def test_saved_histories_replay_with_tracing_on() -> None:
+    # A worker with a collector configured runs the tracing interceptor too.
+    tracing = replayer(TracingInterceptor(TracerProvider().get_tracer("replay")))
+
+    for path in sorted(HISTORIES.glob("*.json")):
+        saved = json.loads(path.read_text())
+        await tracing.replay_workflow(
+            WorkflowHistory.from_json(saved["workflow_id"], saved["history"])
+        )
 
 
 async def test_fresh_histories_replay_and_can_be_recorded(
