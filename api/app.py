@@ -11,7 +11,9 @@ from fastapi.openapi.utils import get_openapi
 from api import (
     carrier_webhooks,
     catalog,
+    customers,
     delivery,
+    exports,
     health,
     inventory,
     order_actions,
@@ -107,4 +109,6 @@ def create_app(
     app.include_router(shipments.router, prefix="/v1")
     app.include_router(delivery.router, prefix="/v1")
     app.include_router(returns.router, prefix="/v1")
+    app.include_router(customers.router, prefix="/v1")
+    app.include_router(exports.router, prefix="/v1")
     return app
