@@ -10,6 +10,7 @@ import io
 import json
 import random
 import uuid
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -289,7 +290,7 @@ async def _raw_get(
 ) -> tuple[int, list[bytes]]:
     """Call the app as a server would, keeping each body chunk it sends
     (httpx's ASGI transport joins them)."""
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     done = asyncio.Event()
     asked = False
 
@@ -301,7 +302,7 @@ async def _raw_get(
         await done.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
