@@ -58,7 +58,8 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Normalised to '+' and digits, so a lookup finds it however it is typed.
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
-    # Every shipping address seen (models.orders.Address), oldest first, once.
+    # Every shipping address seen (models.orders.Address), once each, in the
+    # order they were first recorded.
     addresses: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
     )

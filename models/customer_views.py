@@ -61,7 +61,8 @@ class CustomerCard(BaseModel):
         description="the latest phone number given, '+' and digits only"
     )
     addresses: list[Address] = Field(
-        description="every shipping address seen, oldest first, each once"
+        description="every shipping address seen, each once, in the order "
+        "first recorded"
     )
     first_order_at: datetime
     last_order_at: datetime
