@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.access import Caller, Reader
 from api.deps import ConnectionDep
-from api.errors import Problem, ProblemDetails, not_found
+from api.errors import FieldError, Problem, ProblemDetails, not_found
 from api.read_model import order_summary
 from db.customers import Customer
 from db.orders import Order
@@ -111,9 +111,7 @@ async def get_customer(
 async def find_customers(
     conn: ConnectionDep,
     caller: Reader,
-    email: Annotated[Email | None, Query(description="matched case-insensitively")] = (
-        None
-    ),
+    email: Annotated[Email | None, Query(description="matched ignoring case")] = None,
     phone: Annotated[
         Phone | None, Query(description="matched on its digits and leading '+'")
     ] = None,
@@ -124,7 +122,8 @@ async def find_customers(
             422,
             "validation-error",
             "The request is not valid",
-            "give either email or phone",
+            "invalid fields: email, phone",
+            errors=[FieldError(field="email", message="give either email or phone")],
         )
     query = select(Customer).order_by(Customer.last_order_at.desc()).limit(LOOKUP_LIMIT)
     if email is not None:
