@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from db.customers import add_address, record_customer
 from db.orders import Order, OrderLine, append_event
 from models.orders import OrderChanged, OrderEventIn, PlaceOrder
 
@@ -18,7 +19,8 @@ class OrderActivities:
 
     @activity.defn
     async def record_order(self, order: PlaceOrder) -> None:
-        """Write a received order into the read model, once."""
+        """Write a received order into the read model, once, and bring its
+        customer's card up to date in the same transaction."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(Order)
@@ -64,6 +66,14 @@ class OrderActivities:
                 message=f"order {order.number} received from {order.channel}",
                 data={"number": order.number, "total_minor": order.total_minor},
             )
+            await record_customer(
+                conn,
+                email=order.customer.email,
+                name=order.customer.name,
+                phone=order.customer.phone,
+                address=order.shipping_address.model_dump(),
+                placed_at=order.placed_at,
+            )
         activity.logger.info("order %s recorded as %s", order.order_id, order.number)
 
     @activity.defn
@@ -104,17 +114,23 @@ class OrderActivities:
     @activity.defn
     async def record_order_change(self, change: OrderChanged) -> None:
         """Store an order's new lines, totals or address, and why they changed."""
+        address = change.shipping_address.model_dump()
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(Order)
-                .where(Order.id == change.order_id)
-                .values(
-                    subtotal_minor=change.subtotal_minor,
-                    shipping_minor=change.shipping_minor,
-                    total_minor=change.total_minor,
-                    shipping_address=change.shipping_address.model_dump(),
+            customer_id = (
+                await conn.execute(
+                    update(Order)
+                    .where(Order.id == change.order_id)
+                    .values(
+                        subtotal_minor=change.subtotal_minor,
+                        shipping_minor=change.shipping_minor,
+                        total_minor=change.total_minor,
+                        shipping_address=address,
+                    )
+                    .returning(Order.customer_id)
                 )
-            )
+            ).scalar_one_or_none()
+            if customer_id is not None:
+                await add_address(conn, customer_id, address)
             await conn.execute(
                 delete(OrderLine).where(OrderLine.order_id == change.order_id)
             )

@@ -13,7 +13,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from api import (
     carrier_webhooks,
     catalog,
+    customers,
     delivery,
+    exports,
     health,
     inventory,
     metrics,
@@ -135,4 +137,6 @@ def create_app(
     app.include_router(delivery.router, prefix="/v1")
     app.include_router(returns.router, prefix="/v1")
     app.include_router(subscriptions.router, prefix="/v1")
+    app.include_router(customers.router, prefix="/v1")
+    app.include_router(exports.router, prefix="/v1")
     return app

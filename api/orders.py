@@ -1,6 +1,7 @@
 """Orders: create, read, list and follow them on their timeline."""
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -72,7 +73,12 @@ FOLLOW_ORDER = _links(
     "amend_order",
     "hold_order",
     "release_order",
-)
+) | {
+    "get_customer": {
+        "operationId": "get_customer",
+        "parameters": {"customer_id": "$response.body#/customer_id"},
+    }
+}
 
 
 @router.post(
@@ -151,15 +157,18 @@ async def list_orders(
     channel: Annotated[
         str | None, Query(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
     ] = None,
+    customer_id: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[OrderSummary]:
-    """Orders, newest first, filtered by status and channel."""
+    """Orders, newest first, filtered by status, channel and customer."""
     query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
     if status is not None:
         query = query.where(Order.status == status)
     if channel is not None:
         query = query.where(Order.channel == channel)
+    if customer_id is not None:
+        query = query.where(Order.customer_id == str(customer_id))
     if caller.role == Role.INTEGRATOR:
         query = query.where(Order.channel == caller.channel)
     if cursor is not None:

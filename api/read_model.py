@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.orders import Order, OrderLine
 from db.shipping import Shipment, ShipmentLine
+from models.customers import customer_url
 from models.money import Money
 from models.order_views import OrderSummary
 from models.orders import Address, Cancellation, Customer, OrderState, PlaceOrder
@@ -135,6 +136,8 @@ def order_summary(row: Row[Any]) -> OrderSummary:
         payment_status=row.payment_status,
         failure_reason=row.failure_reason,
         customer_email=row.customer_email,
+        customer_id=row.customer_id,
+        customer_url=customer_url(row.customer_id),
         total=Money.of(row.total_minor, row.currency),
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Computed,
     DateTime,
     ForeignKey,
     Identity,
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column, updated_at_column
+from db.customers import customer_id_sql
 from db.outbox import publish
 from models.outbox import PUBLISHED
 
@@ -58,6 +60,7 @@ class Order(Base):
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_channel_created", "channel", "created_at"),
+        Index("ix_orders_customer_created", "customer_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
@@ -72,6 +75,11 @@ class Order(Base):
     customer_email: Mapped[str] = mapped_column(String(254), index=True)
     customer_name: Mapped[str] = mapped_column(String(200))
     customer_phone: Mapped[str | None] = mapped_column(String(32))
+    # The customer's card (db.customers), derived from the email by PostgreSQL.
+    customer_id: Mapped[str] = mapped_column(
+        Uuid(as_uuid=False),
+        Computed(customer_id_sql("customer_email"), persisted=True),
+    )
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSONB)
     currency: Mapped[str] = mapped_column(String(3))
     subtotal_minor: Mapped[int] = mapped_column(BigInteger)

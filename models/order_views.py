@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from models.customers import customer_id_for, customer_url
 from models.money import Money
 from models.orders import (
     Address,
@@ -68,6 +69,8 @@ class OrderPublic(BaseModel):
     failure_reason: FailureReason | None
     failure_detail: str | None
     customer: Customer
+    customer_id: str = Field(description="the customer's card: see customer_url")
+    customer_url: str
     shipping_address: Address
     currency: str
     lines: list[OrderLinePublic]
@@ -92,6 +95,7 @@ class OrderPublic(BaseModel):
         def money(minor: int) -> Money:
             return Money.of(minor, state.currency)
 
+        customer_id = customer_id_for(state.customer.email)
         return cls(
             id=state.order_id,
             number=state.number,
@@ -101,6 +105,8 @@ class OrderPublic(BaseModel):
             failure_reason=state.failure_reason,
             failure_detail=state.failure_detail,
             customer=state.customer,
+            customer_id=customer_id,
+            customer_url=customer_url(customer_id),
             shipping_address=state.shipping_address,
             currency=state.currency,
             lines=[
@@ -162,6 +168,8 @@ class OrderSummary(BaseModel):
     payment_status: PaymentStatus
     failure_reason: FailureReason | None
     customer_email: str
+    customer_id: str
+    customer_url: str
     total: Money
     created_at: datetime
     updated_at: datetime
