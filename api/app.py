@@ -16,6 +16,7 @@ from api import (
     inventory,
     order_actions,
     orders,
+    reports,
     returns,
     shipments,
     webhooks,
@@ -107,4 +108,5 @@ def create_app(
     app.include_router(shipments.router, prefix="/v1")
     app.include_router(delivery.router, prefix="/v1")
     app.include_router(returns.router, prefix="/v1")
+    app.include_router(reports.router, prefix="/v1")
     return app

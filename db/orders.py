@@ -56,6 +56,19 @@ class Order(Base):
         Index("ix_orders_created", "created_at", "id"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_channel_created", "channel", "created_at"),
+        # Reports read these columns from the index alone (migration 0008).
+        Index(
+            "ix_orders_report",
+            "created_at",
+            postgresql_include=[
+                "id",
+                "status",
+                "channel",
+                "currency",
+                "total_minor",
+                "cancel_reason",
+            ],
+        ),
     )
 
     id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
@@ -89,6 +102,13 @@ class Order(Base):
 
 class OrderLine(Base):
     __tablename__ = "order_lines"
+    __table_args__ = (
+        Index(
+            "ix_order_lines_report",
+            "order_id",
+            postgresql_include=["sku", "quantity", "total_minor"],
+        ),
+    )
 
     order_id: Mapped[str] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True

@@ -24,6 +24,8 @@ READERS = {Role.INTEGRATOR, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
 NOBODY_KNOWN = "SO-999999999"
 NO_SHIPMENT = "00000000-0000-0000-0000-000000000000"
 SHIPMENT_READERS = {Role.WAREHOUSE, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
+# Reports span every channel, so an integrator (bound to one) may not read them.
+REPORT_READERS = {Role.SUPPORT, Role.ADMIN, Role.VIEWER}
 
 # method, path, body, roles allowed. Bodies and ids are chosen so that an
 # allowed call is refused by what comes after access control (404 or 422)
@@ -89,6 +91,19 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
         {"lines": [{"line": 1, "quantity": 1, "outcome": "restock"}]},
         {Role.WAREHOUSE, Role.ADMIN},
     ),
+    *[
+        ("GET", f"/v1/reports/{report}", None, REPORT_READERS)
+        for report in (
+            "sales",
+            "top-sellers",
+            "slow-movers",
+            "cancellations",
+            "returns",
+            "return-rates",
+            "lead-times",
+        )
+    ],
+    ("GET", "/v1/reports/stock", None, REPORT_READERS | {Role.WAREHOUSE}),
 ]
 # Routes that need no key: probes, and webhooks that carry a signature instead.
 OPEN = {"/healthz", "/readyz", "/v1/webhooks/"}

@@ -1,0 +1,416 @@
+"""Reports computed in SQL over the read model.
+
+What counts, for every report on sales:
+- an order counts from the moment it was placed (`orders.created_at`, in the
+  report's time zone) unless it is `cancelled` or `failed`;
+- a line's `quantity` is what is left after cancellations (cancelled units are
+  in `cancelled_quantity`), and its `total_minor` is that quantity's value, so
+  revenue is the goods as sold, without delivery charges, before refunds;
+- returns count unless they were rejected or expired (the goods never came
+  back); their units are the units the customer asked to return.
+
+Money is summed per currency and never across currencies.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.money import Money
+from models.reports import (
+    PERIODS,
+    CancellationRow,
+    LeadTimeRow,
+    ReturnRateRow,
+    ReturnReasonRow,
+    SalesGrouping,
+    SalesRow,
+    SlowMoverRow,
+    StockRow,
+    TopSellerRow,
+)
+
+NOT_SALES = "('cancelled', 'failed')"
+RETURNS_LEFT_OUT = "('rejected', 'expired')"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Days `start` to `end`, both included, as seen in time zone `tz`."""
+
+    start: date
+    end: date
+    tz: str
+
+    def params(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "tz": self.tz}
+
+
+def _within(column: str) -> str:
+    """`column` (a timestamptz) falls in the window; uses an index on it."""
+    return (
+        f"{column} >= (CAST(:start AS date)::timestamp "
+        "AT TIME ZONE CAST(:tz AS text)) "
+        f"AND {column} < ((CAST(:end AS date) + 1)::timestamp "
+        "AT TIME ZONE CAST(:tz AS text))"
+    )
+
+
+_ORDER_KEYS = {
+    SalesGrouping.CHANNEL: "o.channel",
+    SalesGrouping.REGION: "coalesce(o.shipping_address ->> 'country', '')",
+}
+
+
+def _order_key(grouping: SalesGrouping) -> str:
+    if grouping in PERIODS:
+        return (
+            f"to_char(date_trunc('{grouping.value}', "
+            "o.created_at AT TIME ZONE CAST(:tz AS text)), 'YYYY-MM-DD')"
+        )
+    return _ORDER_KEYS[grouping]
+
+
+def _sales_sql(grouping: SalesGrouping) -> str:
+    counted = f"{_within('o.created_at')} AND o.status NOT IN {NOT_SALES}"
+    if grouping == SalesGrouping.CATEGORY:
+        # An order with lines of several categories counts once in each.
+        return f"""
+            SELECT coalesce(p.category, 'uncategorised') AS grp, o.currency,
+                   count(DISTINCT o.id) AS orders, sum(l.quantity) AS units,
+                   sum(l.total_minor) AS revenue
+            FROM orders o
+            JOIN order_lines l ON l.order_id = o.id
+            LEFT JOIN products p ON p.sku = l.sku
+            WHERE {counted} AND l.quantity > 0
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+        """
+    key = _order_key(grouping)
+    # Orders and their lines are summed apart and joined on the few groups:
+    # counting orders over the joined lines would need count(DISTINCT).
+    return f"""
+        WITH per_order AS (
+            SELECT {key} AS grp, o.currency, count(*) AS orders
+            FROM orders o WHERE {counted}
+            GROUP BY 1, 2
+        ), per_line AS (
+            SELECT {key} AS grp, o.currency, sum(l.quantity) AS units,
+                   sum(l.total_minor) AS revenue
+            FROM orders o JOIN order_lines l ON l.order_id = o.id
+            WHERE {counted}
+            GROUP BY 1, 2
+        )
+        SELECT p.grp, p.currency, p.orders, coalesce(l.units, 0) AS units,
+               coalesce(l.revenue, 0) AS revenue
+        FROM per_order p LEFT JOIN per_line l USING (grp, currency)
+        ORDER BY 1, 2
+    """
+
+
+def _average(total: int, count: int) -> int:
+    """total / count in minor units, halves rounded up."""
+    return (2 * total + count) // (2 * count) if count else 0
+
+
+async def sales(
+    conn: AsyncConnection, window: Window, grouping: SalesGrouping
+) -> list[SalesRow]:
+    rows = await conn.execute(text(_sales_sql(grouping)), window.params())
+    return [
+        SalesRow(
+            group=row.grp,
+            currency=row.currency,
+            orders=row.orders,
+            units=row.units,
+            revenue=Money.of(row.revenue, row.currency),
+            average_order_value=Money.of(
+                _average(row.revenue, row.orders), row.currency
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def top_sellers(
+    conn: AsyncConnection, window: Window, limit: int
+) -> list[TopSellerRow]:
+    rows = await conn.execute(
+        text(f"""
+            WITH sold AS (
+                SELECT l.sku, o.currency, count(DISTINCT o.id) AS orders,
+                       sum(l.quantity) AS units, sum(l.total_minor) AS revenue
+                FROM orders o JOIN order_lines l ON l.order_id = o.id
+                WHERE {_within("o.created_at")} AND o.status NOT IN {NOT_SALES}
+                  AND l.quantity > 0
+                GROUP BY l.sku, o.currency
+            ), ranked AS (
+                SELECT sku, row_number() OVER (ORDER BY sum(units) DESC, sku) AS rank
+                FROM sold GROUP BY sku
+                ORDER BY rank LIMIT :limit
+            )
+            SELECT r.rank, s.sku, coalesce(p.name, s.sku) AS name,
+                   coalesce(p.category, 'uncategorised') AS category,
+                   s.currency, s.orders, s.units, s.revenue
+            FROM ranked r JOIN sold s USING (sku)
+            LEFT JOIN products p ON p.sku = s.sku
+            ORDER BY r.rank, s.currency
+        """),
+        window.params() | {"limit": limit},
+    )
+    return [
+        TopSellerRow(
+            rank=row.rank,
+            sku=row.sku,
+            name=row.name,
+            category=row.category,
+            currency=row.currency,
+            orders=row.orders,
+            units=row.units,
+            revenue=Money.of(row.revenue, row.currency),
+        )
+        for row in rows
+    ]
+
+
+async def slow_movers(
+    conn: AsyncConnection, days: int, cover_days: int, limit: int
+) -> list[SlowMoverRow]:
+    """SKUs in stock that sold nothing in the last `days` days, or so little
+    that their stock lasts `cover_days` or more at that rate."""
+    rows = await conn.execute(
+        text(f"""
+            WITH stock AS (
+                SELECT sku, sum(on_hand - reserved) AS stock
+                FROM stock_levels GROUP BY sku
+                HAVING sum(on_hand - reserved) > 0
+            ), sold AS (
+                SELECT l.sku, sum(l.quantity) AS units
+                FROM orders o JOIN order_lines l ON l.order_id = o.id
+                WHERE o.created_at >= now() - make_interval(days => :days)
+                  AND o.status NOT IN {NOT_SALES}
+                GROUP BY l.sku
+            )
+            SELECT st.sku, p.name, p.category, st.stock,
+                   coalesce(sd.units, 0) AS units,
+                   st.stock::float8 * :days / nullif(sd.units, 0) AS cover
+            FROM stock st
+            JOIN products p ON p.sku = st.sku
+            LEFT JOIN sold sd ON sd.sku = st.sku
+            WHERE coalesce(sd.units, 0) = 0
+               OR st.stock::float8 * :days / sd.units >= :cover_days
+            ORDER BY cover DESC NULLS FIRST, st.stock DESC, st.sku
+            LIMIT :limit
+        """),
+        {"days": days, "cover_days": cover_days, "limit": limit},
+    )
+    return [
+        SlowMoverRow(
+            sku=row.sku,
+            name=row.name,
+            category=row.category,
+            stock=row.stock,
+            units_sold=row.units,
+            units_per_day=round(row.units / days, 3),
+            days_of_cover=None if row.cover is None else round(row.cover, 1),
+        )
+        for row in rows
+    ]
+
+
+async def stock(
+    conn: AsyncConnection,
+    *,
+    low_stock_units: int,
+    warehouse: str | None,
+    low_only: bool,
+    limit: int,
+) -> list[StockRow]:
+    available = "greatest(s.on_hand - s.reserved - s.safety_stock, 0)"
+    rows = await conn.execute(
+        text(f"""
+            SELECT s.warehouse, s.sku, p.name, p.category, s.on_hand, s.reserved,
+                   s.safety_stock, {available} AS available
+            FROM stock_levels s JOIN products p ON p.sku = s.sku
+            WHERE (CAST(:warehouse AS text) IS NULL OR s.warehouse = :warehouse)
+              AND (NOT :low_only OR {available} <= :threshold)
+            ORDER BY s.warehouse, s.sku
+            LIMIT :limit
+        """),
+        {
+            "warehouse": warehouse,
+            "low_only": low_only,
+            "threshold": low_stock_units,
+            "limit": limit,
+        },
+    )
+    return [
+        StockRow(
+            warehouse=row.warehouse,
+            sku=row.sku,
+            name=row.name,
+            category=row.category,
+            on_hand=row.on_hand,
+            reserved=row.reserved,
+            safety_stock=row.safety_stock,
+            available=row.available,
+            low_stock=row.available <= low_stock_units,
+        )
+        for row in rows
+    ]
+
+
+async def cancellations(conn: AsyncConnection, window: Window) -> list[CancellationRow]:
+    """Orders placed in the window and cancelled whole, by reason."""
+    rows = await conn.execute(
+        text(f"""
+            SELECT coalesce(o.cancel_reason, 'unspecified') AS reason, o.currency,
+                   count(*) AS orders, sum(o.total_minor) AS value
+            FROM orders o
+            WHERE {_within("o.created_at")} AND o.status = 'cancelled'
+            GROUP BY 1, 2
+            ORDER BY orders DESC, reason, currency
+        """),
+        window.params(),
+    )
+    return [
+        CancellationRow(
+            reason=row.reason,
+            currency=row.currency,
+            orders=row.orders,
+            value=Money.of(row.value, row.currency),
+        )
+        for row in rows
+    ]
+
+
+# The units of one return, from the lines the workflow reported.
+_RETURN_LINES = "jsonb_array_elements(r.state -> 'lines')"
+
+
+async def return_reasons(
+    conn: AsyncConnection, window: Window
+) -> list[ReturnReasonRow]:
+    """Returns opened in the window, by reason."""
+    rows = await conn.execute(
+        text(f"""
+            SELECT r.reason, r.currency, count(*) AS returns,
+                   sum(u.units) AS units, sum(r.refund_minor) AS refunded
+            FROM returns r
+            CROSS JOIN LATERAL (
+                SELECT coalesce(sum((x ->> 'quantity')::int), 0) AS units
+                FROM {_RETURN_LINES} x
+            ) u
+            WHERE {_within("r.created_at")} AND r.status NOT IN {RETURNS_LEFT_OUT}
+            GROUP BY 1, 2
+            ORDER BY returns DESC, reason, currency
+        """),
+        window.params(),
+    )
+    return [
+        ReturnReasonRow(
+            reason=row.reason,
+            currency=row.currency,
+            returns=row.returns,
+            units=row.units,
+            refunded=Money.of(row.refunded, row.currency),
+        )
+        for row in rows
+    ]
+
+
+async def return_rates(
+    conn: AsyncConnection, window: Window, limit: int
+) -> list[ReturnRateRow]:
+    """Per SKU, of the units sold in orders placed in the window, how many
+    came back (in returns of those same orders, whenever opened)."""
+    counted = f"{_within('o.created_at')} AND o.status NOT IN {NOT_SALES}"
+    rows = await conn.execute(
+        text(f"""
+            WITH sold AS (
+                SELECT l.sku, sum(l.quantity) AS units
+                FROM orders o JOIN order_lines l ON l.order_id = o.id
+                WHERE {counted}
+                GROUP BY l.sku
+            ), returned AS (
+                SELECT x ->> 'sku' AS sku, sum((x ->> 'quantity')::int) AS units
+                FROM orders o
+                JOIN returns r ON r.order_id = o.id
+                CROSS JOIN LATERAL {_RETURN_LINES} x
+                WHERE {counted} AND r.status NOT IN {RETURNS_LEFT_OUT}
+                GROUP BY 1
+            )
+            SELECT s.sku, coalesce(p.name, s.sku) AS name, s.units AS sold,
+                   coalesce(rt.units, 0) AS returned
+            FROM sold s
+            LEFT JOIN returned rt ON rt.sku = s.sku
+            LEFT JOIN products p ON p.sku = s.sku
+            WHERE s.units > 0
+            ORDER BY coalesce(rt.units, 0)::float8 / s.units DESC, s.units DESC, s.sku
+            LIMIT :limit
+        """),
+        window.params() | {"limit": limit},
+    )
+    return [
+        ReturnRateRow(
+            sku=row.sku,
+            name=row.name,
+            units_sold=row.sold,
+            units_returned=row.returned,
+            return_rate=round(row.returned / row.sold, 4),
+        )
+        for row in rows
+    ]
+
+
+def _hours_percentile(fraction: float, since: str, until: str) -> str:
+    return (
+        f"percentile_cont({fraction}) WITHIN GROUP "
+        f"(ORDER BY extract(epoch FROM {until} - {since})) / 3600"
+    )
+
+
+async def lead_times(conn: AsyncConnection, window: Window) -> list[LeadTimeRow]:
+    """Shipments that left in the window: hours from order to hand-over, and
+    from hand-over to delivery (for those delivered), per warehouse and carrier."""
+    ordered, shipped, delivered = "o.created_at", "s.shipped_at", "s.delivered_at"
+    rows = await conn.execute(
+        text(f"""
+            SELECT s.warehouse, coalesce(s.carrier, 'none') AS carrier,
+                   count(*) AS shipments,
+                   {_hours_percentile(0.5, ordered, shipped)} AS ship_p50,
+                   {_hours_percentile(0.9, ordered, shipped)} AS ship_p90,
+                   count(s.delivered_at) AS delivered,
+                   {_hours_percentile(0.5, shipped, delivered)} AS deliver_p50,
+                   {_hours_percentile(0.9, shipped, delivered)} AS deliver_p90
+            FROM shipments s JOIN orders o ON o.id = s.order_id
+            WHERE {_within("s.shipped_at")}
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+        """),
+        window.params(),
+    )
+    return [
+        LeadTimeRow(
+            warehouse=row.warehouse,
+            carrier=row.carrier,
+            shipments=row.shipments,
+            order_to_ship_p50_hours=_hours(row.ship_p50),
+            order_to_ship_p90_hours=_hours(row.ship_p90),
+            delivered=row.delivered,
+            ship_to_delivery_p50_hours=_maybe_hours(row.deliver_p50),
+            ship_to_delivery_p90_hours=_maybe_hours(row.deliver_p90),
+        )
+        for row in rows
+    ]
+
+
+def _hours(value: Any) -> float:
+    return round(float(value), 2)
+
+
+def _maybe_hours(value: Any) -> float | None:
+    return None if value is None else _hours(value)
