@@ -74,7 +74,7 @@ def _order_key(grouping: SalesGrouping) -> str:
     return _ORDER_KEYS[grouping]
 
 
-def _sales_sql(grouping: SalesGrouping) -> str:
+def sales_sql(grouping: SalesGrouping) -> str:
     counted = f"{_within('o.created_at')} AND o.status NOT IN {NOT_SALES}"
     if grouping == SalesGrouping.CATEGORY:
         # An order with lines of several categories counts once in each.
@@ -119,7 +119,7 @@ def _average(total: int, count: int) -> int:
 async def sales(
     conn: AsyncConnection, window: Window, grouping: SalesGrouping
 ) -> list[SalesRow]:
-    rows = await conn.execute(text(_sales_sql(grouping)), window.params())
+    rows = await conn.execute(text(sales_sql(grouping)), window.params())
     return [
         SalesRow(
             group=row.grp,
@@ -176,35 +176,38 @@ async def top_sellers(
     ]
 
 
+# SKUs in stock that sold nothing in the last :days days, or so little that
+# their stock lasts :cover_days or more at that rate.
+SLOW_MOVERS_SQL = f"""
+WITH stock AS (
+    SELECT sku, sum(on_hand - reserved) AS stock
+    FROM stock_levels GROUP BY sku
+    HAVING sum(on_hand - reserved) > 0
+), sold AS (
+    SELECT l.sku, sum(l.quantity) AS units
+    FROM orders o JOIN order_lines l ON l.order_id = o.id
+    WHERE o.created_at >= now() - make_interval(days => :days)
+      AND o.status NOT IN {NOT_SALES}
+    GROUP BY l.sku
+)
+SELECT st.sku, p.name, p.category, st.stock,
+       coalesce(sd.units, 0) AS units,
+       st.stock::float8 * :days / nullif(sd.units, 0) AS cover
+FROM stock st
+JOIN products p ON p.sku = st.sku
+LEFT JOIN sold sd ON sd.sku = st.sku
+WHERE coalesce(sd.units, 0) = 0
+   OR st.stock::float8 * :days / sd.units >= :cover_days
+ORDER BY cover DESC NULLS FIRST, st.stock DESC, st.sku
+LIMIT :limit
+"""
+
+
 async def slow_movers(
     conn: AsyncConnection, days: int, cover_days: int, limit: int
 ) -> list[SlowMoverRow]:
-    """SKUs in stock that sold nothing in the last `days` days, or so little
-    that their stock lasts `cover_days` or more at that rate."""
     rows = await conn.execute(
-        text(f"""
-            WITH stock AS (
-                SELECT sku, sum(on_hand - reserved) AS stock
-                FROM stock_levels GROUP BY sku
-                HAVING sum(on_hand - reserved) > 0
-            ), sold AS (
-                SELECT l.sku, sum(l.quantity) AS units
-                FROM orders o JOIN order_lines l ON l.order_id = o.id
-                WHERE o.created_at >= now() - make_interval(days => :days)
-                  AND o.status NOT IN {NOT_SALES}
-                GROUP BY l.sku
-            )
-            SELECT st.sku, p.name, p.category, st.stock,
-                   coalesce(sd.units, 0) AS units,
-                   st.stock::float8 * :days / nullif(sd.units, 0) AS cover
-            FROM stock st
-            JOIN products p ON p.sku = st.sku
-            LEFT JOIN sold sd ON sd.sku = st.sku
-            WHERE coalesce(sd.units, 0) = 0
-               OR st.stock::float8 * :days / sd.units >= :cover_days
-            ORDER BY cover DESC NULLS FIRST, st.stock DESC, st.sku
-            LIMIT :limit
-        """),
+        text(SLOW_MOVERS_SQL),
         {"days": days, "cover_days": cover_days, "limit": limit},
     )
     return [
