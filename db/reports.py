@@ -89,24 +89,13 @@ def sales_sql(grouping: SalesGrouping) -> str:
             GROUP BY 1, 2
             ORDER BY 1, 2
         """
-    key = _order_key(grouping)
-    # Orders and their lines are summed apart and joined on the few groups:
-    # counting orders over the joined lines would need count(DISTINCT).
+    # Each order carries its units and the value of its lines (subtotal), so
+    # these groupings read the orders alone, not their lines.
     return f"""
-        WITH per_order AS (
-            SELECT {key} AS grp, o.currency, count(*) AS orders
-            FROM orders o WHERE {counted}
-            GROUP BY 1, 2
-        ), per_line AS (
-            SELECT {key} AS grp, o.currency, sum(l.quantity) AS units,
-                   sum(l.total_minor) AS revenue
-            FROM orders o JOIN order_lines l ON l.order_id = o.id
-            WHERE {counted}
-            GROUP BY 1, 2
-        )
-        SELECT p.grp, p.currency, p.orders, coalesce(l.units, 0) AS units,
-               coalesce(l.revenue, 0) AS revenue
-        FROM per_order p LEFT JOIN per_line l USING (grp, currency)
+        SELECT {_order_key(grouping)} AS grp, o.currency, count(*) AS orders,
+               sum(o.units) AS units, sum(o.subtotal_minor) AS revenue
+        FROM orders o WHERE {counted}
+        GROUP BY 1, 2
         ORDER BY 1, 2
     """
 

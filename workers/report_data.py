@@ -103,15 +103,15 @@ _ORDERS = [
     """
     INSERT INTO orders (id, number, channel, status, payment_status, payment_method,
                         customer_email, customer_name, shipping_address, currency,
-                        subtotal_minor, shipping_minor, total_minor, cancel_reason,
-                        created_at)
+                        subtotal_minor, shipping_minor, total_minor, units,
+                        cancel_reason, created_at)
     SELECT o.id, 'GEN-' || lpad(o.i::text, 8, '0'), o.channel, o.status,
            CASE o.status WHEN 'cancelled' THEN 'voided' WHEN 'failed' THEN 'declined'
                 ELSE 'captured' END,
            'card', 'customer' || o.i %% 50000 || '@example.com', 'Generated Customer',
            jsonb_build_object('country', o.country, 'city', 'City',
                               'postal_code', '10115', 'line1', 'Street 1'),
-           t.currency, t.subtotal, 490, t.subtotal + 490,
+           t.currency, t.subtotal, 490, t.subtotal + 490, t.units,
            CASE WHEN o.status = 'cancelled' THEN (ARRAY['customer_request',
                 'customer_request', 'out_of_stock', 'payment_issue',
                 'fraud_suspected', 'duplicate', 'payment_expired'])
@@ -127,8 +127,8 @@ _ORDERS = [
         FROM gen_orders g
     ) o
     JOIN (
-        SELECT l.order_id, min(l.currency) AS currency, sum(l.quantity * pp.amount_minor)
-               AS subtotal
+        SELECT l.order_id, min(l.currency) AS currency, sum(l.quantity) AS units,
+               sum(l.quantity * pp.amount_minor) AS subtotal
         FROM gen_lines l
         JOIN product_prices pp ON pp.sku = l.sku AND pp.currency = l.currency
         GROUP BY l.order_id
