@@ -28,7 +28,7 @@ async def test_generated_orders_add_up_and_every_report_runs_over_them(
                 " OR o.subtotal_minor <> (SELECT coalesce(sum(total_minor), 0)"
                 " FROM order_lines WHERE order_id = o.id)"
             ).fetchone()
-            statuses = dict(
+            statuses: dict[str, int] = dict(
                 conn.execute(
                     "SELECT status, count(*) FROM orders GROUP BY 1"
                 ).fetchall()
