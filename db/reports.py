@@ -65,23 +65,15 @@ _ORDER_KEYS = {
 }
 
 
-def _order_key(grouping: SalesGrouping) -> str:
-    if grouping in PERIODS:
-        return (
-            f"to_char(date_trunc('{grouping.value}', "
-            "o.created_at AT TIME ZONE CAST(:tz AS text)), 'YYYY-MM-DD')"
-        )
-    return _ORDER_KEYS[grouping]
-
-
 def sales_sql(grouping: SalesGrouping) -> str:
     counted = f"{_within('o.created_at')} AND o.status NOT IN {NOT_SALES}"
     if grouping == SalesGrouping.CATEGORY:
         # An order with lines of several categories counts once in each.
         return f"""
             SELECT coalesce(p.category, 'uncategorised') AS grp, o.currency,
-                   count(DISTINCT o.id) AS orders, sum(l.quantity) AS units,
-                   sum(l.total_minor) AS revenue
+                   count(DISTINCT o.id) AS orders,
+                   sum(l.quantity)::bigint AS units,
+                   sum(l.total_minor)::bigint AS revenue
             FROM orders o
             JOIN order_lines l ON l.order_id = o.id
             LEFT JOIN products p ON p.sku = l.sku
@@ -91,10 +83,27 @@ def sales_sql(grouping: SalesGrouping) -> str:
         """
     # Each order carries its units and the value of its lines (subtotal), so
     # these groupings read the orders alone, not their lines.
+    if grouping not in PERIODS:
+        return f"""
+            SELECT {_ORDER_KEYS[grouping]} AS grp, o.currency, count(*) AS orders,
+                   sum(o.units)::bigint AS units,
+                   sum(o.subtotal_minor)::bigint AS revenue
+            FROM orders o WHERE {counted}
+            GROUP BY 1, 2
+            ORDER BY 1, 2
+        """
+    # Days first (a cheap key per order), then weeks or months from the days.
     return f"""
-        SELECT {_order_key(grouping)} AS grp, o.currency, count(*) AS orders,
-               sum(o.units) AS units, sum(o.subtotal_minor) AS revenue
-        FROM orders o WHERE {counted}
+        SELECT to_char(date_trunc('{grouping.value}', day), 'YYYY-MM-DD') AS grp,
+               currency, sum(orders)::bigint AS orders,
+               sum(units)::bigint AS units, sum(revenue)::bigint AS revenue
+        FROM (
+            SELECT (o.created_at AT TIME ZONE CAST(:tz AS text))::date AS day,
+                   o.currency, count(*) AS orders, sum(o.units) AS units,
+                   sum(o.subtotal_minor) AS revenue
+            FROM orders o WHERE {counted}
+            GROUP BY 1, 2
+        ) days
         GROUP BY 1, 2
         ORDER BY 1, 2
     """
@@ -131,7 +140,8 @@ async def top_sellers(
         text(f"""
             WITH sold AS (
                 SELECT l.sku, o.currency, count(DISTINCT o.id) AS orders,
-                       sum(l.quantity) AS units, sum(l.total_minor) AS revenue
+                       sum(l.quantity)::bigint AS units,
+                       sum(l.total_minor)::bigint AS revenue
                 FROM orders o JOIN order_lines l ON l.order_id = o.id
                 WHERE {_within("o.created_at")} AND o.status NOT IN {NOT_SALES}
                   AND l.quantity > 0
@@ -260,7 +270,7 @@ async def cancellations(conn: AsyncConnection, window: Window) -> list[Cancellat
     rows = await conn.execute(
         text(f"""
             SELECT coalesce(o.cancel_reason, 'unspecified') AS reason, o.currency,
-                   count(*) AS orders, sum(o.total_minor) AS value
+                   count(*) AS orders, sum(o.total_minor)::bigint AS value
             FROM orders o
             WHERE {_within("o.created_at")} AND o.status = 'cancelled'
             GROUP BY 1, 2
@@ -290,7 +300,8 @@ async def return_reasons(
     rows = await conn.execute(
         text(f"""
             SELECT r.reason, r.currency, count(*) AS returns,
-                   sum(u.units) AS units, sum(r.refund_minor) AS refunded
+                   sum(u.units)::bigint AS units,
+                   sum(r.refund_minor)::bigint AS refunded
             FROM returns r
             CROSS JOIN LATERAL (
                 SELECT coalesce(sum((x ->> 'quantity')::int), 0) AS units
