@@ -3,8 +3,9 @@
 It starts a PostgreSQL of its own (embedded, in a fresh folder that is removed
 afterwards), migrates it, generates the orders (workers/report_data.py), then
 runs every report the way its route does, warm: once to warm the caches, then
-`repeats` times, and gives p50 and p95 per report with the plan PostgreSQL
-chose for the two that must stay well under a second.
+`repeats` times, and gives p50 and p95 per report, over the last year (every
+order generated) and over the last 30 days, with the plans PostgreSQL chose
+for the two that must stay well under a second over the year.
 """
 
 import asyncio
@@ -35,8 +36,17 @@ logger = logging.getLogger(__name__)
 Report = Callable[[AsyncConnection], Awaitable[list[Any]]]
 
 
+WINDOWS = (365, 30)
+
+
+def _window(days: int) -> reports.Window:
+    """The last `days` days up to today, in UTC."""
+    today = datetime.now(UTC).date()
+    return reports.Window(today - timedelta(days=days - 1), today, "UTC")
+
+
 def _reports(window: reports.Window) -> dict[str, Report]:
-    """Each report as its route runs it, over the last year."""
+    """Each report as its route runs it, over `window`."""
 
     def sales(grouping: SalesGrouping) -> Report:
         return lambda conn: reports.sales(conn, window, grouping)
@@ -61,10 +71,10 @@ def _quantile(samples: list[float], quantile: float) -> float:
     return round(ordered[index] * 1000, 1)
 
 
-async def measure(database_url: str, repeats: int) -> dict[str, Any]:
-    """p50 and p95 in milliseconds of each report, warm, one call at a time."""
-    today = datetime.now(UTC).date()
-    window = reports.Window(today - timedelta(days=364), today, "UTC")
+async def measure(database_url: str, repeats: int, days: int) -> dict[str, Any]:
+    """p50 and p95 in milliseconds of each report over the last `days` days,
+    warm, one call at a time."""
+    window = _window(days)
     engine = create_engine(database_url, pool_size=1)
     figures: dict[str, Any] = {}
     try:
@@ -81,7 +91,7 @@ async def measure(database_url: str, repeats: int) -> dict[str, Any]:
                     "p50_ms": _quantile(samples, 0.5),
                     "p95_ms": _quantile(samples, 0.95),
                 }
-                sys.stderr.write(f"{name:<22} {figures[name]}\n")
+                sys.stderr.write(f"{days} days, {name:<22} {figures[name]}\n")
     finally:
         await engine.dispose()
     return figures
@@ -117,12 +127,11 @@ def run(orders: int, seed: int, repeats: int) -> dict[str, Any]:
         with embedded_postgres(folder / "postgres") as url:
             upgrade(url)
             generated = generate(url, orders, seed)
-            figures = asyncio.run(measure(url, repeats))
-            today = datetime.now(UTC).date()
-            plans = explain(
-                url,
-                reports.Window(today - timedelta(days=364), today, "UTC"),
-            )
+            figures = {
+                f"{days} days": asyncio.run(measure(url, repeats, days))
+                for days in WINDOWS
+            }
+            plans = explain(url, _window(WINDOWS[0]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {
@@ -142,11 +151,17 @@ def run(orders: int, seed: int, repeats: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """The latencies as a Markdown table, and the rows generated."""
-    lines = ["| report | rows | p50 ms | p95 ms |", "|---|---:|---:|---:|"]
-    for name, figures in results["latency_ms"].items():
+    windows = list(results["latency_ms"])
+    lines = [
+        "| report | " + " | ".join(f"{w}: rows, p50 / p95 ms" for w in windows) + " |",
+        "|---|" + "---:|" * len(windows),
+    ]
+    for name in results["latency_ms"][windows[0]]:
+        cells = [results["latency_ms"][w][name] for w in windows]
         lines.append(
-            f"| {name} | {figures['rows']} | {figures['p50_ms']} "
-            f"| {figures['p95_ms']} |"
+            f"| {name} | "
+            + " | ".join(f"{c['rows']}, {c['p50_ms']} / {c['p95_ms']}" for c in cells)
+            + " |"
         )
     generated = results["generated"]
     counts = ", ".join(f"{k} {v}" for k, v in generated["rows"].items())
