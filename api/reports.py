@@ -58,22 +58,24 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
 def period(
     start: Annotated[
-        date | None,
+        str | None,
         Query(
             alias="from",
-            ge=EARLIEST,
-            le=LATEST,
-            description=f"first day (default: {DEFAULT_DAYS - 1} days before `to`)",
+            pattern=DAY,
+            description="first day, e.g. 2026-11-01 "
+            f"(default: {DEFAULT_DAYS - 1} days before `to`)",
         ),
     ] = None,
     end: Annotated[
-        date | None,
+        str | None,
         Query(
             alias="to",
-            ge=EARLIEST,
-            le=LATEST,
+            pattern=DAY,
             description="last day, included (default: today in `tz`)",
         ),
     ] = None,
@@ -87,11 +89,26 @@ def period(
 ) -> reports.Window:
     if tz not in _time_zones():
         raise _invalid("tz", f"{tz!r} is not an IANA time zone")
-    end = end or datetime.now(zoneinfo.ZoneInfo(tz)).date()
-    start = start or max(EARLIEST, end - timedelta(days=DEFAULT_DAYS - 1))
-    if start > end:
+    last = _day("to", end) if end else datetime.now(zoneinfo.ZoneInfo(tz)).date()
+    first = (
+        _day("from", start)
+        if start
+        else max(EARLIEST, last - timedelta(days=DEFAULT_DAYS - 1))
+    )
+    if first > last:
         raise _invalid("from", "must be on or before `to`")
-    return reports.Window(start, end, tz)
+    return reports.Window(first, last, tz)
+
+
+def _day(field: str, text: str) -> date:
+    """An ISO date (only that: no timestamps, no numbers), within range."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise _invalid(field, f"{text!r} is not a date") from None
+    if not EARLIEST <= day <= LATEST:
+        raise _invalid(field, f"must be between {EARLIEST} and {LATEST}")
+    return day
 
 
 WindowDep = Annotated[reports.Window, Depends(period)]

@@ -518,6 +518,8 @@ async def test_csv_has_a_line_per_row_when_asked_for(
         ("sales", {"from": "yesterday"}, "from"),
         ("sales", {"group_by": "hour"}, "group_by"),
         ("sales", {"to": "0001-01-01"}, "to"),
+        ("sales", {"to": "2025-02-30"}, "to"),
+        ("sales", {"to": "0"}, "to"),
         ("top-sellers", {"limit": "0"}, "limit"),
         ("slow-movers", {"days": "-1"}, "days"),
         ("stock", {"warehouse": "../etc"}, "warehouse"),
