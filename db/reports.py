@@ -14,9 +14,10 @@ Money is summed per currency and never across currencies.
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from pydantic import BaseModel
+from sqlalchemy import Result, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.money import Money
@@ -59,10 +60,37 @@ def _within(column: str) -> str:
     )
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _models(
+    model: type[ModelT], rows: Result[Any], money: tuple[str, ...] = ()
+) -> list[ModelT]:
+    """Rows whose columns are named as `model`'s fields; the `money` columns
+    are minor units of the row's `currency`."""
+    found = []
+    for row in rows:
+        fields = dict(row._mapping)
+        for name in money:
+            fields[name] = Money.of(fields[name], fields["currency"])
+        found.append(model.model_validate(fields))
+    return found
+
+
+def _rounded(value: str, digits: int) -> str:
+    return f"round(({value})::numeric, {digits})::float8"
+
+
 _ORDER_KEYS = {
     SalesGrouping.CHANNEL: "o.channel",
     SalesGrouping.REGION: "coalesce(o.shipping_address ->> 'country', '')",
 }
+
+
+# Revenue / orders in minor units, halves rounded up.
+_AVERAGE = (
+    "round(sum({revenue})::numeric / count({orders}))::bigint AS average_order_value"
+)
 
 
 def sales_sql(grouping: SalesGrouping) -> str:
@@ -70,10 +98,11 @@ def sales_sql(grouping: SalesGrouping) -> str:
     if grouping == SalesGrouping.CATEGORY:
         # An order with lines of several categories counts once in each.
         return f"""
-            SELECT coalesce(p.category, 'uncategorised') AS grp, o.currency,
+            SELECT coalesce(p.category, 'uncategorised') AS "group", o.currency,
                    count(DISTINCT o.id) AS orders,
                    sum(l.quantity)::bigint AS units,
-                   sum(l.total_minor)::bigint AS revenue
+                   sum(l.total_minor)::bigint AS revenue,
+                   {_AVERAGE.format(revenue="l.total_minor", orders="DISTINCT o.id")}
             FROM orders o
             JOIN order_lines l ON l.order_id = o.id
             LEFT JOIN products p ON p.sku = l.sku
@@ -85,18 +114,21 @@ def sales_sql(grouping: SalesGrouping) -> str:
     # these groupings read the orders alone, not their lines.
     if grouping not in PERIODS:
         return f"""
-            SELECT {_ORDER_KEYS[grouping]} AS grp, o.currency, count(*) AS orders,
-                   sum(o.units)::bigint AS units,
-                   sum(o.subtotal_minor)::bigint AS revenue
+            SELECT {_ORDER_KEYS[grouping]} AS "group", o.currency,
+                   count(*) AS orders, sum(o.units)::bigint AS units,
+                   sum(o.subtotal_minor)::bigint AS revenue,
+                   {_AVERAGE.format(revenue="o.subtotal_minor", orders="*")}
             FROM orders o WHERE {counted}
             GROUP BY 1, 2
             ORDER BY 1, 2
         """
     # Days first (a cheap key per order), then weeks or months from the days.
     return f"""
-        SELECT to_char(date_trunc('{grouping.value}', day), 'YYYY-MM-DD') AS grp,
+        SELECT to_char(date_trunc('{grouping.value}', day), 'YYYY-MM-DD')
+                   AS "group",
                currency, sum(orders)::bigint AS orders,
-               sum(units)::bigint AS units, sum(revenue)::bigint AS revenue
+               sum(units)::bigint AS units, sum(revenue)::bigint AS revenue,
+               round(sum(revenue) / sum(orders))::bigint AS average_order_value
         FROM (
             SELECT (o.created_at AT TIME ZONE CAST(:tz AS text))::date AS day,
                    o.currency, count(*) AS orders, sum(o.units) AS units,
@@ -109,28 +141,11 @@ def sales_sql(grouping: SalesGrouping) -> str:
     """
 
 
-def _average(total: int, count: int) -> int:
-    """total / count in minor units, halves rounded up."""
-    return (2 * total + count) // (2 * count) if count else 0
-
-
 async def sales(
     conn: AsyncConnection, window: Window, grouping: SalesGrouping
 ) -> list[SalesRow]:
     rows = await conn.execute(text(sales_sql(grouping)), window.params())
-    return [
-        SalesRow(
-            group=row.grp,
-            currency=row.currency,
-            orders=row.orders,
-            units=row.units,
-            revenue=Money.of(row.revenue, row.currency),
-            average_order_value=Money.of(
-                _average(row.revenue, row.orders), row.currency
-            ),
-        )
-        for row in rows
-    ]
+    return _models(SalesRow, rows, ("revenue", "average_order_value"))
 
 
 async def top_sellers(
@@ -160,19 +175,7 @@ async def top_sellers(
         """),
         window.params() | {"limit": limit},
     )
-    return [
-        TopSellerRow(
-            rank=row.rank,
-            sku=row.sku,
-            name=row.name,
-            category=row.category,
-            currency=row.currency,
-            orders=row.orders,
-            units=row.units,
-            revenue=Money.of(row.revenue, row.currency),
-        )
-        for row in rows
-    ]
+    return _models(TopSellerRow, rows, ("revenue",))
 
 
 # SKUs in stock that sold nothing in the last :days days, or so little that
@@ -190,14 +193,16 @@ WITH stock AS (
     GROUP BY l.sku
 )
 SELECT st.sku, p.name, p.category, st.stock,
-       coalesce(sd.units, 0) AS units,
-       st.stock::float8 * :days / nullif(sd.units, 0) AS cover
+       coalesce(sd.units, 0) AS units_sold,
+       {_rounded("coalesce(sd.units, 0)::numeric / :days", 3)} AS units_per_day,
+       {_rounded("st.stock::numeric * :days / nullif(sd.units, 0)", 1)}
+           AS days_of_cover
 FROM stock st
 JOIN products p ON p.sku = st.sku
 LEFT JOIN sold sd ON sd.sku = st.sku
 WHERE coalesce(sd.units, 0) = 0
    OR st.stock::float8 * :days / sd.units >= :cover_days
-ORDER BY cover DESC NULLS FIRST, st.stock DESC, st.sku
+ORDER BY days_of_cover DESC NULLS FIRST, st.stock DESC, st.sku
 LIMIT :limit
 """
 
@@ -209,18 +214,7 @@ async def slow_movers(
         text(SLOW_MOVERS_SQL),
         {"days": days, "cover_days": cover_days, "limit": limit},
     )
-    return [
-        SlowMoverRow(
-            sku=row.sku,
-            name=row.name,
-            category=row.category,
-            stock=row.stock,
-            units_sold=row.units,
-            units_per_day=round(row.units / days, 3),
-            days_of_cover=None if row.cover is None else round(row.cover, 1),
-        )
-        for row in rows
-    ]
+    return _models(SlowMoverRow, rows)
 
 
 async def stock(
@@ -235,7 +229,8 @@ async def stock(
     rows = await conn.execute(
         text(f"""
             SELECT s.warehouse, s.sku, p.name, p.category, s.on_hand, s.reserved,
-                   s.safety_stock, {available} AS available
+                   s.safety_stock, {available} AS available,
+                   {available} <= :threshold AS low_stock
             FROM stock_levels s JOIN products p ON p.sku = s.sku
             WHERE (CAST(:warehouse AS text) IS NULL OR s.warehouse = :warehouse)
               AND (NOT :low_only OR {available} <= :threshold)
@@ -249,20 +244,7 @@ async def stock(
             "limit": limit,
         },
     )
-    return [
-        StockRow(
-            warehouse=row.warehouse,
-            sku=row.sku,
-            name=row.name,
-            category=row.category,
-            on_hand=row.on_hand,
-            reserved=row.reserved,
-            safety_stock=row.safety_stock,
-            available=row.available,
-            low_stock=row.available <= low_stock_units,
-        )
-        for row in rows
-    ]
+    return _models(StockRow, rows)
 
 
 async def cancellations(conn: AsyncConnection, window: Window) -> list[CancellationRow]:
@@ -278,15 +260,7 @@ async def cancellations(conn: AsyncConnection, window: Window) -> list[Cancellat
         """),
         window.params(),
     )
-    return [
-        CancellationRow(
-            reason=row.reason,
-            currency=row.currency,
-            orders=row.orders,
-            value=Money.of(row.value, row.currency),
-        )
-        for row in rows
-    ]
+    return _models(CancellationRow, rows, ("value",))
 
 
 # The units of one return, from the lines the workflow reported.
@@ -313,16 +287,7 @@ async def return_reasons(
         """),
         window.params(),
     )
-    return [
-        ReturnReasonRow(
-            reason=row.reason,
-            currency=row.currency,
-            returns=row.returns,
-            units=row.units,
-            refunded=Money.of(row.refunded, row.currency),
-        )
-        for row in rows
-    ]
+    return _models(ReturnReasonRow, rows, ("refunded",))
 
 
 async def return_rates(
@@ -346,34 +311,28 @@ async def return_rates(
                 WHERE {counted} AND r.status NOT IN {RETURNS_LEFT_OUT}
                 GROUP BY 1
             )
-            SELECT s.sku, coalesce(p.name, s.sku) AS name, s.units AS sold,
-                   coalesce(rt.units, 0) AS returned
+            SELECT s.sku, coalesce(p.name, s.sku) AS name, s.units AS units_sold,
+                   coalesce(rt.units, 0) AS units_returned,
+                   {_rounded("coalesce(rt.units, 0)::numeric / s.units", 4)}
+                       AS return_rate
             FROM sold s
             LEFT JOIN returned rt ON rt.sku = s.sku
             LEFT JOIN products p ON p.sku = s.sku
             WHERE s.units > 0
-            ORDER BY coalesce(rt.units, 0)::float8 / s.units DESC, s.units DESC, s.sku
+            ORDER BY return_rate DESC, units_sold DESC, s.sku
             LIMIT :limit
         """),
         window.params() | {"limit": limit},
     )
-    return [
-        ReturnRateRow(
-            sku=row.sku,
-            name=row.name,
-            units_sold=row.sold,
-            units_returned=row.returned,
-            return_rate=round(row.returned / row.sold, 4),
-        )
-        for row in rows
-    ]
+    return _models(ReturnRateRow, rows)
 
 
 def _hours_percentile(fraction: float, since: str, until: str) -> str:
-    return (
+    hours = (
         f"percentile_cont({fraction}) WITHIN GROUP "
         f"(ORDER BY extract(epoch FROM {until} - {since})) / 3600"
     )
+    return _rounded(hours, 2)
 
 
 async def lead_times(conn: AsyncConnection, window: Window) -> list[LeadTimeRow]:
@@ -384,11 +343,15 @@ async def lead_times(conn: AsyncConnection, window: Window) -> list[LeadTimeRow]
         text(f"""
             SELECT s.warehouse, coalesce(s.carrier, 'none') AS carrier,
                    count(*) AS shipments,
-                   {_hours_percentile(0.5, ordered, shipped)} AS ship_p50,
-                   {_hours_percentile(0.9, ordered, shipped)} AS ship_p90,
+                   {_hours_percentile(0.5, ordered, shipped)}
+                       AS order_to_ship_p50_hours,
+                   {_hours_percentile(0.9, ordered, shipped)}
+                       AS order_to_ship_p90_hours,
                    count(s.delivered_at) AS delivered,
-                   {_hours_percentile(0.5, shipped, delivered)} AS deliver_p50,
-                   {_hours_percentile(0.9, shipped, delivered)} AS deliver_p90
+                   {_hours_percentile(0.5, shipped, delivered)}
+                       AS ship_to_delivery_p50_hours,
+                   {_hours_percentile(0.9, shipped, delivered)}
+                       AS ship_to_delivery_p90_hours
             FROM shipments s JOIN orders o ON o.id = s.order_id
             WHERE {_within("s.shipped_at")}
             GROUP BY 1, 2
@@ -396,24 +359,4 @@ async def lead_times(conn: AsyncConnection, window: Window) -> list[LeadTimeRow]
         """),
         window.params(),
     )
-    return [
-        LeadTimeRow(
-            warehouse=row.warehouse,
-            carrier=row.carrier,
-            shipments=row.shipments,
-            order_to_ship_p50_hours=_hours(row.ship_p50),
-            order_to_ship_p90_hours=_hours(row.ship_p90),
-            delivered=row.delivered,
-            ship_to_delivery_p50_hours=_maybe_hours(row.deliver_p50),
-            ship_to_delivery_p90_hours=_maybe_hours(row.deliver_p90),
-        )
-        for row in rows
-    ]
-
-
-def _hours(value: Any) -> float:
-    return round(float(value), 2)
-
-
-def _maybe_hours(value: Any) -> float | None:
-    return None if value is None else _hours(value)
+    return _models(LeadTimeRow, rows)
