@@ -40,6 +40,7 @@ class OrderActivities:
                     subtotal_minor=order.subtotal_minor,
                     shipping_minor=order.shipping_minor,
                     total_minor=order.total_minor,
+                    units=sum(line.quantity for line in order.lines),
                     delivery=(
                         None
                         if order.delivery is None
@@ -124,6 +125,7 @@ class OrderActivities:
                         subtotal_minor=change.subtotal_minor,
                         shipping_minor=change.shipping_minor,
                         total_minor=change.total_minor,
+                        units=sum(line.quantity for line in change.lines),
                         shipping_address=address,
                     )
                     .returning(Order.customer_id)

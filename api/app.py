@@ -21,6 +21,7 @@ from api import (
     metrics,
     order_actions,
     orders,
+    reports,
     returns,
     shipments,
     subscriptions,
@@ -139,4 +140,5 @@ def create_app(
     app.include_router(subscriptions.router, prefix="/v1")
     app.include_router(customers.router, prefix="/v1")
     app.include_router(exports.router, prefix="/v1")
+    app.include_router(reports.router, prefix="/v1")
     return app

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, String, Uuid
+from sqlalchemy import BigInteger, DateTime, Index, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -12,6 +12,13 @@ from db.base import Base, created_at_column, updated_at_column
 
 class Return(Base):
     __tablename__ = "returns"
+    __table_args__ = (
+        Index(
+            "ix_returns_report",
+            "created_at",
+            postgresql_include=["reason", "currency", "status", "refund_minor"],
+        ),
+    )
 
     id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
     order_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), index=True)

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Sequence, String, Uuid, text
+from sqlalchemy import DateTime, ForeignKey, Index, Sequence, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column, updated_at_column
@@ -12,6 +12,13 @@ package_code_seq = Sequence("package_code_seq", metadata=Base.metadata)
 
 class Shipment(Base):
     __tablename__ = "shipments"
+    __table_args__ = (
+        Index(
+            "ix_shipments_report",
+            "shipped_at",
+            postgresql_include=["order_id", "warehouse", "carrier", "delivered_at"],
+        ),
+    )
 
     id: Mapped[str] = mapped_column(Uuid(as_uuid=False), primary_key=True)
     order_id: Mapped[str] = mapped_column(Uuid(as_uuid=False), index=True)

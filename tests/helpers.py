@@ -2,17 +2,21 @@
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 
 from db.catalog import Product, ProductPrice
 from db.inventory import Reservation, StockLevel
+from db.migrate import upgrade
 from db.orders import OrderEvent
 from db.payments import Payment, PaymentEvent
 from models.order_actions import CancelOrder, HoldOrder, LineQuantity, ReleaseOrder
@@ -354,3 +358,19 @@ def shipment_handle(
         ShipmentWorkflow.run,
         f"{workflow_id_for(order.order_id)}-shipment-{state.shipments[-1].number}",
     )
+
+
+@contextmanager
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A new empty database on the test server, migrated; dropped afterwards."""
+    name = f"oms_scratch_{uuid.uuid4().hex[:8]}"
+    admin = make_url(database_url).set(drivername="postgresql")
+    with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(database_url).set(database=name).render_as_string(False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin.render_as_string(False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

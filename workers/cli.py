@@ -166,6 +166,18 @@ BENCH_HELP = "measure orders per second against a bare reference workflow"
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from workers import bench
 
+    if args.scenario == "reports":
+        if args.url:
+            raise SystemExit("oms bench: --scenario reports runs on its own database")
+        from workers import bench_reports
+
+        results = bench_reports.run(args.orders, args.seed, args.repeats)
+        args.output.write_text(json.dumps(results, indent=2) + "\n")
+        sys.stdout.write(
+            bench_reports.table(results) + f"\n\nfigures written to {args.output}\n"
+        )
+        return 0
+
     def run(stack: bench.Stack) -> dict[str, Any]:
         if args.scenario == "contention":
             return asyncio.run(
@@ -299,11 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--scenario",
-        choices=["lifecycle", "contention", "parked"],
+        choices=["lifecycle", "contention", "parked", "reports"],
         default="lifecycle",
         help="lifecycle: throughput and latency against the reference (default); "
         "contention: orders racing for 25 units; parked: the worker's memory as "
-        "orders wait for their carrier",
+        "orders wait for their carrier; reports: the reports' latency over "
+        "--orders generated orders in a PostgreSQL of its own",
     )
     bench.add_argument("--orders", type=_positive, default=300, help="how many (300)")
     bench.add_argument(
@@ -319,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         "flight); default: as fast as they complete",
     )
     bench.add_argument("--seed", type=int, default=1, help="of the order mix (1)")
+    bench.add_argument(
+        "--repeats",
+        type=_positive,
+        default=20,
+        help="calls of each report, after one to warm up (reports scenario; 20)",
+    )
     bench.add_argument("--url", help="a running API instead of a stack of its own")
     bench.add_argument("--key", help="an API key for --url")
     bench.add_argument(

@@ -24,6 +24,10 @@ READERS = {Role.INTEGRATOR, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
 NOBODY_KNOWN = "SO-999999999"
 NO_SHIPMENT = "00000000-0000-0000-0000-000000000000"
 SHIPMENT_READERS = {Role.WAREHOUSE, Role.SUPPORT, Role.ADMIN, Role.VIEWER}
+# Reports span every channel, so an integrator (bound to one) may not read them.
+REPORT_READERS = {Role.SUPPORT, Role.ADMIN, Role.VIEWER}
+# Subscriptions carry secrets and reach outside: integrators (own channel) and admins.
+SUBSCRIBERS = {Role.INTEGRATOR, Role.ADMIN}
 
 # method, path, body, roles allowed. Bodies and ids are chosen so that an
 # allowed call is refused by what comes after access control (404 or 422)
@@ -97,9 +101,31 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
         None,
         READERS,
     ),
+    *[
+        ("GET", f"/v1/reports/{report}", None, REPORT_READERS)
+        for report in (
+            "sales",
+            "top-sellers",
+            "slow-movers",
+            "cancellations",
+            "returns",
+            "return-rates",
+            "lead-times",
+        )
+    ],
+    ("GET", "/v1/reports/stock", None, REPORT_READERS | {Role.WAREHOUSE}),
+    ("GET", "/v1/webhooks/events", None, SUBSCRIBERS),
+    ("POST", "/v1/webhooks/subscriptions", {}, SUBSCRIBERS),
+    ("GET", "/v1/webhooks/subscriptions", None, SUBSCRIBERS),
+    ("GET", f"/v1/webhooks/subscriptions/{NO_SHIPMENT}", None, SUBSCRIBERS),
+    ("PATCH", f"/v1/webhooks/subscriptions/{NO_SHIPMENT}", {}, SUBSCRIBERS),
+    ("DELETE", f"/v1/webhooks/subscriptions/{NO_SHIPMENT}", None, SUBSCRIBERS),
+    ("GET", "/v1/webhooks/deliveries", None, SUBSCRIBERS),
+    ("GET", "/v1/webhooks/deliveries/0", None, SUBSCRIBERS),
+    ("POST", "/v1/webhooks/deliveries/0/replay", None, SUBSCRIBERS),
 ]
 # Routes that need no key: probes, and webhooks that carry a signature instead.
-OPEN = {"/healthz", "/readyz", "/v1/webhooks/"}
+OPEN = {"/healthz", "/readyz", "/v1/webhooks/payments/", "/v1/webhooks/carriers/"}
 
 
 def test_the_table_covers_every_route(app: FastAPI) -> None:
