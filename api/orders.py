@@ -18,8 +18,10 @@ from api.errors import Problem, ProblemDetails, not_found
 from api.intake import find_by_reference, mark_started, take_in
 from api.paging import decode_cursor, encode_cursor
 from api.read_model import order_summary, stored_state
+from db.notifications import Notification
 from db.orders import Order, OrderEvent
 from models.catalog import Page
+from models.notifications import NotificationPublic
 from models.order_views import OrderPublic, OrderSummary, TimelineEntry
 from models.orders import (
     OrderCreate,
@@ -202,6 +204,22 @@ async def get_timeline(
         )
         for row in rows
     ]
+
+
+@router.get("/orders/{reference}/notifications", responses=NOT_FOUND)
+async def list_notifications(
+    reference: OrderRef, services: ServicesDep, caller: Reader, conn: ConnectionDep
+) -> list[NotificationPublic]:
+    """The messages sent to the order's customer (or refused by the
+    notifier), oldest first: each event reaches the customer at most once
+    per medium."""
+    order = await visible_order(services, caller, reference)
+    rows = await conn.execute(
+        select(Notification)
+        .where(Notification.order_id == order.order_id)
+        .order_by(Notification.created_at, Notification.id)
+    )
+    return [NotificationPublic.model_validate(row, from_attributes=True) for row in rows]
 
 
 async def visible_order(

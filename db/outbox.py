@@ -113,18 +113,19 @@ _PUBLISH = text(
     """
     WITH event AS (
         INSERT INTO outbox_events (event_id, type, order_id, occurred_at, payload)
-        SELECT CAST(:event_id AS uuid), :type, CAST(:order_id AS uuid), :at,
+        SELECT CAST(:event_id AS uuid), CAST(:type AS text), CAST(:order_id AS uuid),
+               CAST(:at AS timestamptz),
                jsonb_build_object(
-                   'id', :event_id,
-                   'type', :type,
-                   'occurred_at', :at_text,
+                   'id', CAST(CAST(:event_id AS uuid) AS text),
+                   'type', CAST(:type AS text),
+                   'occurred_at', CAST(:at_text AS text),
                    'order', (
                        SELECT jsonb_build_object(
                            'id', o.id, 'number', o.number, 'channel', o.channel,
                            'external_id', o.external_id, 'status', o.status,
                            'payment_status', o.payment_status)
                        FROM orders o WHERE o.id = CAST(:order_id AS uuid)),
-                   'message', :message,
+                   'message', CAST(:message AS text),
                    'data', CAST(:data AS jsonb))
         ON CONFLICT (event_id) DO NOTHING
         RETURNING id
@@ -133,7 +134,7 @@ _PUBLISH = text(
     SELECT s.id, event.id, CAST(:order_id AS uuid)
     FROM event, webhook_subscriptions s
     WHERE s.active
-      AND (:type = ANY(s.event_types) OR '*' = ANY(s.event_types))
+      AND (CAST(:type AS text) = ANY(s.event_types) OR '*' = ANY(s.event_types))
       AND (s.channel IS NULL OR s.channel = (
           SELECT o.channel FROM orders o WHERE o.id = CAST(:order_id AS uuid)))
     """

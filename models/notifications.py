@@ -2,7 +2,9 @@
 text of each message per medium and language."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -19,6 +21,23 @@ class NotifyCustomer(BaseModel):
     order_id: str
     event_id: str
     event_type: str
+
+
+class NotificationPublic(BaseModel):
+    """A message to an order's customer, as the notifications log keeps it."""
+
+    event_id: str
+    event_type: str
+    medium: Medium
+    language: str
+    recipient: str
+    subject: str | None
+    body: str
+    status: Literal["sending", "sent", "failed"]
+    provider_ref: str | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
 
 
 @dataclass(frozen=True)

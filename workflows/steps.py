@@ -107,6 +107,7 @@ NOTIFY_PATCH = "customer-notifications"
 _STEP_EVENTS = {
     "refund_payment": "payment.refunded",
     "create_payment_link": "payment.link_sent",
+    "ship_shipment": "shipment.shipped",
 }
 
 

@@ -37,6 +37,7 @@ ROUTES: list[tuple[str, str, object, set[Role]]] = [
     ("GET", "/v1/orders", None, READERS),
     ("GET", f"/v1/orders/{NOBODY_KNOWN}", None, READERS),
     ("GET", f"/v1/orders/{NOBODY_KNOWN}/timeline", None, READERS),
+    ("GET", f"/v1/orders/{NOBODY_KNOWN}/notifications", None, READERS),
     (
         "POST",
         f"/v1/orders/{NOBODY_KNOWN}/cancel",

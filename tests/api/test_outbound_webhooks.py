@@ -341,6 +341,13 @@ async def test_subscriptions_belong_to_admins_and_each_integrators_channel(
     assert (
         await api.get(f"/v1/webhooks/subscriptions/{admins.json()['id']}")
     ).status_code == 404
+    # The integrator removes its own (and the rest of the suite's orders in
+    # channel `test` are not queued for an address that does not answer).
+    async with http_client(app, keys["integrator"]) as integrator:
+        removed = await integrator.delete(
+            f"/v1/webhooks/subscriptions/{own.json()['id']}"
+        )
+    assert removed.status_code == 204
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,14 @@ async def test_a_customer_hears_of_each_step_in_the_channels_language(
         "ada@example.com",
         "sent",
     )
+    # Support staff read the same log over the API, by order number.
+    shown = (await api.get(f"/v1/orders/{order['number']}/notifications")).json()
+    assert [(entry["event_type"], entry["medium"]) for entry in shown] == [
+        (event, medium) for event, medium, _ in sent
+    ]
+    assert {entry["status"] for entry in shown} == {"sent"}
+    assert shown[0]["subject"] == subjects[0][0]
+    assert shown[0]["language"] == "de"
 
 
 class DiesAfterSending(SandboxNotifier):
