@@ -108,10 +108,11 @@ async def test_each_step_runs_on_its_domains_task_queue(
         Domain.INVENTORY,
         Domain.PAYMENTS,
         Domain.SHIPPING,
+        Domain.NOTIFICATIONS,
     }
     for name, queue in queues.items():
         assert queue == settings.task_queue(domains[name]), name
-    assert len(set(queues.values())) == 3
+    assert len(set(queues.values())) == 4
     # The read-model writes ran inside the workflows' own tasks.
     assert set(queues).isdisjoint(LOCAL)
     assert local_steps(events) >= {"record_order", "record_shipment_event"}
@@ -237,7 +238,8 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
         OMS_ORDERS_GAUGE_SECONDS="0.2",
     )
     money_side = await start(
-        "payments,shipping,returns", OMS_WORKER_METRICS_ADDRESS=metrics["money"]
+        "payments,shipping,returns,notifications",
+        OMS_WORKER_METRICS_ADDRESS=metrics["money"],
     )
     orders = [place_order([(sku, 1)]) for _ in range(8)]
     declined = place_order([(sku, 1)], token="tok_decline")
