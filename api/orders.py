@@ -219,7 +219,9 @@ async def list_notifications(
         .where(Notification.order_id == order.order_id)
         .order_by(Notification.created_at, Notification.id)
     )
-    return [NotificationPublic.model_validate(row, from_attributes=True) for row in rows]
+    return [
+        NotificationPublic.model_validate(row, from_attributes=True) for row in rows
+    ]
 
 
 async def visible_order(
