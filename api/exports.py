@@ -34,6 +34,7 @@ from models.exports import (
 from models.money import Money
 from models.order_views import OrderLinePublic
 from models.orders import Address
+from models.spreadsheet import text_cell
 
 logger = logging.getLogger(__name__)
 
@@ -216,5 +217,5 @@ async def _csv(batches: AsyncIterator[list[ExportedOrder]]) -> AsyncIterator[str
 
 def _csv_text(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([text_cell(cell) for cell in row] for row in rows)
     return buffer.getvalue()

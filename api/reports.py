@@ -33,6 +33,7 @@ from models.reports import (
     TopSellersReport,
 )
 from models.rules import Role
+from models.spreadsheet import text_cell
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -150,6 +151,8 @@ def _answer(
 def _cell(value: Any) -> Any:
     if isinstance(value, Money):
         return value.amount
+    if isinstance(value, str):
+        return text_cell(value)
     return "" if value is None else value
 
 

@@ -252,9 +252,15 @@ class WebhookDispatcher:
         if now - self._pruned_at < _PRUNE_EVERY_SECONDS:
             return
         self._pruned_at = now
+        deleted = await self.prune_old_events()
+        if deleted:
+            logger.info("outbox: %s old events deleted", deleted)
+
+    async def prune_old_events(self) -> int:
+        """Delete events older than `OMS_OUTBOX_RETENTION_DAYS` that nobody
+        waits for any more (with their delivery log); returns how many."""
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 _PRUNE, {"days": self._settings.outbox_retention_days}
             )
-        if result.rowcount:
-            logger.info("outbox: %s old events deleted", result.rowcount)
+        return int(result.rowcount)

@@ -178,7 +178,12 @@ async def test_csv_export_has_a_row_per_order_line(
     first, second = await store(
         engine,
         an_order(channel, start, [("SHIRT", 2, 990), ("MUG", 1, 500)]),
-        an_order(channel, start + timedelta(hours=1), [("TEA", 1, 1999)]),
+        an_order(
+            channel,
+            start + timedelta(hours=1),
+            [("TEA", 1, 1999)],
+            customer_name='=HYPERLINK("http://evil.example","Ada")',
+        ),
     )
 
     by_accept = await api.get(
@@ -205,6 +210,9 @@ async def test_csv_export_has_a_row_per_order_line(
     assert rows[1]["order_total"] == "24.80" and rows[1]["currency"] == "EUR"
     assert rows[2]["customer_email"] == "Export@Example.com"
     assert rows[2]["ship_city"] == "Berlin"
+    # A name that a spreadsheet would run as a formula is shown as text.
+    assert rows[2]["customer_name"] == '\'=HYPERLINK("http://evil.example","Ada")'
+    assert rows[0]["customer_name"] == "Ex Port"
     assert list(rows[0]) == CSV_COLUMNS
 
 
