@@ -89,6 +89,8 @@ def settings(database_url: str) -> Settings:
         webhook_retry_seconds=0.2,
         webhook_retry_max_seconds=1.0,
         webhook_poll_seconds=0.1,
+        # ...and an event is given up after ten attempts (a few seconds).
+        webhook_max_attempts=10,
     ).model_copy(update=own_queues(f"oms-test-{uuid.uuid4().hex[:8]}"))
 
 

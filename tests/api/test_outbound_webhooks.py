@@ -25,6 +25,7 @@ from db.outbox import Delivery, OutboxEvent
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct, http_client
 from tests.helpers import finished, order_body
+from workers.settings import Settings
 from workflows.orders import OrderWorkflow
 
 PROBLEM = "application/problem+json"
@@ -289,6 +290,68 @@ async def test_a_delivery_can_be_inspected_and_replayed(
     first, second = subscriber.acknowledged()
     assert second.event_id == first.event_id == delivery["event_id"]
     assert second.body == first.body
+
+
+async def test_an_event_is_given_up_after_its_attempts_and_the_next_goes_on(
+    api: httpx.AsyncClient,
+    client: Client,
+    make_product: MakeProduct,
+    settings: Settings,
+    subscriber: Subscriber,
+) -> None:
+    channel = f"wh-{uuid.uuid4().hex[:8]}"
+    # It refuses every attempt at the first event, then accepts.
+    subscriber.failures = settings.webhook_max_attempts
+    subscriber.start()
+    subscription = (
+        await api.post(
+            "/v1/webhooks/subscriptions",
+            json={
+                "url": subscriber.url,
+                "event_types": ["order.created", "order.confirmed"],
+                "channel": channel,
+            },
+        )
+    ).json()
+    sku = await make_product({FIRST: 1})
+    placed = (
+        await api.post("/v1/orders", json=order_body(sku, channel=channel))
+    ).json()
+    await finished(
+        client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(placed["id"]))
+    )
+
+    async def confirmed_arrived() -> bool:
+        return [r.type for r in subscriber.acknowledged()] == ["order.confirmed"]
+
+    await _until(confirmed_arrived)
+    log = (
+        await api.get(
+            "/v1/webhooks/deliveries", params={"subscription_id": subscription["id"]}
+        )
+    ).json()["items"]
+    by_type = {item["event_type"]: item for item in log}
+    given_up = by_type["order.created"]
+    assert given_up["status"] == "failed"
+    assert given_up["attempts"] == settings.webhook_max_attempts
+    assert given_up["last_status_code"] == 500
+    assert by_type["order.confirmed"]["status"] == "delivered"
+    refused = [r for r in subscriber.received if r.type == "order.created"]
+    assert [r.attempt for r in refused] == list(
+        range(1, settings.webhook_max_attempts + 1)
+    )
+
+    # Someone fixes the subscriber and sends the given-up event again.
+    replayed = await api.post(f"/v1/webhooks/deliveries/{given_up['id']}/replay")
+    assert replayed.status_code == 202
+
+    async def created_arrived() -> bool:
+        return [r.type for r in subscriber.acknowledged()] == [
+            "order.confirmed",
+            "order.created",
+        ]
+
+    await _until(created_arrived)
 
 
 async def test_subscriptions_belong_to_admins_and_each_integrators_channel(
