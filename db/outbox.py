@@ -111,7 +111,15 @@ class Delivery(Base):
 
 _PUBLISH = text(
     """
-    WITH event AS (
+    WITH subscribers AS (
+        SELECT s.id
+        FROM webhook_subscriptions s
+        WHERE s.active
+          AND (CAST(:type AS text) = ANY(s.event_types) OR '*' = ANY(s.event_types))
+          AND (s.channel IS NULL OR s.channel = (
+              SELECT o.channel FROM orders o WHERE o.id = CAST(:order_id AS uuid)))
+    ), event AS (
+        -- Kept only if someone is to receive it.
         INSERT INTO outbox_events (event_id, type, order_id, occurred_at, payload)
         SELECT CAST(:event_id AS uuid), CAST(:type AS text), CAST(:order_id AS uuid),
                CAST(:at AS timestamptz),
@@ -127,16 +135,13 @@ _PUBLISH = text(
                        FROM orders o WHERE o.id = CAST(:order_id AS uuid)),
                    'message', CAST(:message AS text),
                    'data', CAST(:data AS jsonb))
+        WHERE EXISTS (SELECT 1 FROM subscribers)
         ON CONFLICT (event_id) DO NOTHING
         RETURNING id
     )
     INSERT INTO outbound_deliveries (subscription_id, event_id, order_id)
-    SELECT s.id, event.id, CAST(:order_id AS uuid)
-    FROM event, webhook_subscriptions s
-    WHERE s.active
-      AND (CAST(:type AS text) = ANY(s.event_types) OR '*' = ANY(s.event_types))
-      AND (s.channel IS NULL OR s.channel = (
-          SELECT o.channel FROM orders o WHERE o.id = CAST(:order_id AS uuid)))
+    SELECT subscribers.id, event.id, CAST(:order_id AS uuid)
+    FROM event, subscribers
     """
 )
 
@@ -152,7 +157,8 @@ async def publish(
     data: dict[str, Any],
 ) -> None:
     """Add an event to the outbox and queue it for every subscriber of its
-    type, in the caller's transaction; a repeated event id adds nothing."""
+    type, in the caller's transaction; a repeated event id adds nothing, nor
+    does an event nobody subscribes to."""
     await conn.execute(
         _PUBLISH,
         {

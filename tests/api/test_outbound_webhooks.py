@@ -242,6 +242,7 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
 async def test_a_delivery_can_be_inspected_and_replayed(
     api: httpx.AsyncClient,
     client: Client,
+    engine: AsyncEngine,
     make_product: MakeProduct,
     subscriber: Subscriber,
 ) -> None:
@@ -272,8 +273,15 @@ async def test_a_delivery_can_be_inspected_and_replayed(
             "/v1/webhooks/deliveries", params={"subscription_id": subscription["id"]}
         )
     ).json()
-    # Only the type it asked for.
+    # Only the type it asked for; nobody wanted the others, so none was kept.
     assert [item["event_type"] for item in page["items"]] == ["order.created"]
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                select(OutboxEvent.type).where(OutboxEvent.order_id == order_id)
+            )
+        ).scalars()
+        assert list(kept) == ["order.created"]
     delivery = page["items"][0]
     detail = (await api.get(f"/v1/webhooks/deliveries/{delivery['id']}")).json()
     assert detail["status"] == "delivered" and detail["attempts"] == 1
