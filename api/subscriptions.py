@@ -30,6 +30,7 @@ from models.outbox import (
     SubscriptionPublic,
 )
 from models.rules import Role
+from workers.codec import seal_text
 
 router = APIRouter(tags=["outbound webhooks"])
 
@@ -117,7 +118,12 @@ async def create_subscription(
                 description=body.description,
                 event_types=body.event_types,
                 channel=channel,
-                secret=secret,
+                secret=seal_text(
+                    services.settings.codec_secrets,
+                    services.settings.codec_key_id,
+                    secret,
+                    str(subscription_id),
+                ),
                 created_by=caller.actor,
             )
         )

@@ -55,7 +55,9 @@ class Subscription(Base):
     event_types: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     # NULL: every channel's orders; else only that channel's.
     channel: Mapped[str | None] = mapped_column(String(64))
-    secret: Mapped[str] = mapped_column(String(128))
+    # Sealed with the payload codec's current key when keys are configured
+    # (workers/codec.py `seal_text`, bound to the subscription's id).
+    secret: Mapped[str] = mapped_column(String(400))
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     # Consecutive failed attempts; while `retry_at` is ahead, nothing is sent
     # to the subscriber, so a dead one costs one attempt per back-off step.

@@ -79,6 +79,39 @@ class EncryptionCodec(PayloadCodec):
         return opened
 
 
+SEALED = "sealed:v1:"
+
+
+def seal_text(keys: dict[str, str], current: str, text: str, context: str) -> str:
+    """`text` encrypted with the current key, for a secret kept in the
+    database; `context` (such as the row's id) binds it to its place, so a
+    sealed value copied elsewhere does not open. Without keys it stays as
+    it is."""
+    if not keys:
+        return text
+    nonce = os.urandom(NONCE_BYTES)
+    sealer = AESGCM(base64.urlsafe_b64decode(keys[current]))
+    data = nonce + sealer.encrypt(nonce, text.encode(), context.encode())
+    return f"{SEALED}{current}:{base64.urlsafe_b64encode(data).decode()}"
+
+
+def open_text(keys: dict[str, str], stored: str, context: str) -> str:
+    """The text `seal_text` sealed (a value never sealed is returned as is)."""
+    if not stored.startswith(SEALED):
+        return stored
+    key_id, _, data = stored.removeprefix(SEALED).rpartition(":")
+    if key_id not in keys:
+        raise CodecError(f"no key with id {key_id!r} to open a stored secret")
+    raw = base64.urlsafe_b64decode(data)
+    opener = AESGCM(base64.urlsafe_b64decode(keys[key_id]))
+    try:
+        return opener.decrypt(
+            raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode()
+        ).decode()
+    except InvalidTag:
+        raise CodecError("a stored secret failed its integrity check") from None
+
+
 def data_converter(keys: dict[str, str], current: str) -> DataConverter:
     """Pydantic payloads, encrypted when keys are configured."""
     if not keys:

@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.signatures import sign
+from workers.codec import CodecError, open_text
 from workers.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -199,22 +200,32 @@ class WebhookDispatcher:
     async def _deliver(self, item: _Claimed) -> None:
         assert self._client is not None, "run() or a client gives the dispatcher one"
         body = json.dumps(item.payload, separators=(",", ":"), sort_keys=True).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "OMS-Event-Id": item.event_id,
-            "OMS-Event-Type": item.type,
-            "OMS-Delivery-Id": str(item.id),
-            "OMS-Delivery-Attempt": str(item.attempt),
-            SIGNATURE_HEADER: sign(item.secret, int(time.time()), body),
-            "User-Agent": "oms-webhooks/1",
-        }
         code: int | None = None
         try:
-            response = await self._client.post(item.url, content=body, headers=headers)
-            code = response.status_code
-            error = None if response.is_success else f"HTTP {code}"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:500]
+            secret = open_text(
+                self._settings.codec_secrets, item.secret, item.subscription_id
+            )
+        except CodecError as failure:
+            # Its key was removed from OMS_CODEC_KEYS: nothing can be signed.
+            error: str | None = f"the subscription's secret: {failure}"
+        else:
+            headers = {
+                "Content-Type": "application/json",
+                "OMS-Event-Id": item.event_id,
+                "OMS-Event-Type": item.type,
+                "OMS-Delivery-Id": str(item.id),
+                "OMS-Delivery-Attempt": str(item.attempt),
+                SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+                "User-Agent": "oms-webhooks/1",
+            }
+            try:
+                response = await self._client.post(
+                    item.url, content=body, headers=headers
+                )
+                code = response.status_code
+                error = None if response.is_success else f"HTTP {code}"
+            except httpx.HTTPError as failure:
+                error = f"{type(failure).__name__}: {failure}"[:500]
         async with self._engine.begin() as conn:
             if error is None:
                 await conn.execute(_DELIVERED, {"id": item.id, "code": code})

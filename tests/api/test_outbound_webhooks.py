@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from db.outbox import Delivery, OutboxEvent
+from db.outbox import Delivery, OutboxEvent, Subscription
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct, http_client
 from tests.helpers import finished, order_body
@@ -144,6 +144,14 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
     assert created.status_code == 201, created.text
     subscription = created.json()
     secret = subscription["secret"]
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                select(Subscription.secret).where(Subscription.id == subscription["id"])
+            )
+        ).scalar_one()
+    # Kept sealed with the codec key: the database alone cannot sign.
+    assert stored.startswith("sealed:") and secret not in stored
     sku = await make_product({FIRST: 10})
 
     # The subscriber is down: orders go through regardless.

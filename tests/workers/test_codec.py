@@ -14,7 +14,7 @@ from temporalio.client import Client
 from models.orders import Address, Customer, workflow_id_for
 from tests.conftest import FIRST, MakeProduct
 from tests.helpers import finished, place_order, start_order
-from workers.codec import CodecError, EncryptionCodec, new_key
+from workers.codec import CodecError, EncryptionCodec, new_key, open_text, seal_text
 from workers.codec_server import create_codec_app
 from workers.embedded import wheel_binary
 from workers.settings import Settings
@@ -127,3 +127,19 @@ async def test_codec_server_decodes_for_the_ui_origin_only(settings: Settings) -
         == b'"Grace Hopper"'
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_a_stored_secret_opens_only_in_its_place_and_with_its_key() -> None:
+    old, new = new_key(), new_key()
+    sealed = seal_text({"k1": old}, "k1", "whsec_abc", "subscription-1")
+
+    assert "whsec_abc" not in sealed
+    # After rotation the old key still opens what it sealed.
+    assert open_text({"k1": old, "k2": new}, sealed, "subscription-1") == "whsec_abc"
+    with pytest.raises(CodecError):
+        open_text({"k1": old}, sealed, "subscription-2")
+    with pytest.raises(CodecError):
+        open_text({"k2": new}, sealed, "subscription-1")
+    # Without keys nothing is sealed, and what was never sealed opens as is.
+    assert seal_text({}, "", "whsec_abc", "subscription-1") == "whsec_abc"
+    assert open_text({"k1": old}, "whsec_abc", "subscription-1") == "whsec_abc"

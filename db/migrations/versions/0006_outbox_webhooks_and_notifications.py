@@ -102,7 +102,7 @@ def upgrade() -> None:
             "event_types", postgresql.ARRAY(sa.String(length=64)), nullable=False
         ),
         sa.Column("channel", sa.String(length=64), nullable=True),
-        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("secret", sa.String(length=400), nullable=False),
         sa.Column(
             "active", sa.Boolean(), server_default=sa.text("true"), nullable=False
         ),
