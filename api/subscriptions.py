@@ -6,17 +6,21 @@ ever receive its channel's orders. Others cannot see them: a subscription
 holds a secret and a customer-facing URL.
 """
 
+import contextlib
+import ipaddress
 import secrets
 import uuid
 from typing import Annotated, Any
 
+import httpx
+import idna
 from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.access import Caller, Creator
 from api.deps import ConnectionDep, ServicesDep
-from api.errors import Problem, ProblemDetails, not_found
+from api.errors import FieldError, Problem, ProblemDetails, not_found
 from db.outbox import Delivery, OutboxEvent, Subscription
 from models.catalog import Page
 from models.outbox import (
@@ -31,6 +35,7 @@ from models.outbox import (
 )
 from models.rules import Role
 from workers.codec import seal_text
+from workers.outbox import LEASE_MARGIN_SECONDS
 
 router = APIRouter(tags=["outbound webhooks"])
 
@@ -77,6 +82,29 @@ async def _subscription(conn: AsyncConnection, caller: Caller, id: uuid.UUID) ->
     return row
 
 
+def _deliverable(url: str) -> str:
+    """The URL, if a delivery can be addressed to it (its host an address
+    or a valid internationalised name), else a 422 naming the field."""
+    try:
+        host = httpx.URL(url).host
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(host)
+            return url
+        # Plain ASCII names (a_service.internal too) are sent as they are;
+        # internationalised ones must encode.
+        if not host.isascii() or "xn--" in host:
+            idna.decode(host)
+    except (idna.IDNAError, UnicodeError, httpx.InvalidURL):
+        raise Problem(
+            422,
+            "validation-error",
+            "The request is not valid",
+            "invalid fields: url",
+            errors=[FieldError(field="url", message="no request can be sent there")],
+        ) from None
+    return url
+
+
 @router.get("/webhooks/events")
 async def list_event_types(caller: Creator) -> EventCatalogue:
     """The event types a subscription can ask for."""
@@ -114,7 +142,7 @@ async def create_subscription(
         await conn.execute(
             insert(Subscription).values(
                 id=str(subscription_id),
-                url=str(body.url),
+                url=_deliverable(str(body.url)),
                 description=body.description,
                 event_types=body.event_types,
                 channel=channel,
@@ -161,7 +189,7 @@ async def update_subscription(
     at once."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in changes:
-        changes["url"] = str(changes["url"])
+        changes["url"] = _deliverable(str(changes["url"]))
     if changes.get("active") is True or "url" in changes:
         changes.update(failures=0, retry_at=None)
     async with services.engine.begin() as conn:
@@ -171,6 +199,21 @@ async def update_subscription(
                 update(Subscription)
                 .where(Subscription.id == str(subscription_id))
                 .values(**changes)
+            )
+        if "failures" in changes:
+            # Events waiting out the back-off are due now; one being sent
+            # (tried within its lease) is left to finish.
+            lease = services.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+            await conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.subscription_id == str(subscription_id),
+                    Delivery.status == "pending",
+                    Delivery.next_attempt_at > func.now(),
+                    Delivery.last_attempt_at
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, lease),
+                )
+                .values(next_attempt_at=func.now())
             )
         return _public(await _subscription(conn, caller, subscription_id))
 
@@ -274,7 +317,10 @@ async def get_delivery(
 @router.post(
     "/webhooks/deliveries/{delivery_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=DELIVERY_NOT_FOUND,
+    responses={
+        **DELIVERY_NOT_FOUND,
+        409: {"model": ProblemDetails, "description": "Still pending"},
+    },
 )
 async def replay_delivery(
     delivery_id: Annotated[int, Path(ge=1)], services: ServicesDep, caller: Creator
@@ -292,6 +338,15 @@ async def replay_delivery(
         ).first()
         if row is None:
             raise not_found("delivery", str(delivery_id))
+        if row.status == "pending":
+            # It is waiting or being sent now: a replay would send it twice.
+            raise Problem(
+                409,
+                "delivery-pending",
+                "The delivery is still pending",
+                f"delivery {delivery_id} has not been delivered or given up "
+                "yet; it is sent when due",
+            )
         await conn.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id)

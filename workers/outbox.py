@@ -16,6 +16,7 @@ wait for any of this: events are only rows until a dispatcher sends them.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "OMS-Signature"
 # How long a claimed delivery is left alone before another process may retry
 # it: longer than any attempt can take.
-_LEASE_MARGIN_SECONDS = 30
+LEASE_MARGIN_SECONDS = 30
 _BATCH = 50
 _PRUNE_EVERY_SECONDS = 600
 
@@ -70,6 +71,9 @@ _CLAIM = text(
         SELECT x.id FROM outbound_deliveries x
         WHERE x.id IN (SELECT id FROM due WHERE failures = 0
                        UNION ALL SELECT id FROM probes)
+          -- Checked again on the row it locks: another process's claim that
+          -- committed meanwhile has moved next_attempt_at on, and is skipped.
+          AND x.status = 'pending' AND x.next_attempt_at <= now()
         ORDER BY x.event_id
         LIMIT :batch
         FOR UPDATE SKIP LOCKED)
@@ -85,7 +89,9 @@ _DELIVERED = text(
         UPDATE outbound_deliveries
         SET status = 'delivered', delivered_at = now(), last_status_code = :code,
             last_error = NULL
-        WHERE id = :id
+        -- Only the attempt that holds the claim: a late answer to an attempt
+        -- whose lease ran out, or that a replay superseded, changes nothing.
+        WHERE id = :id AND status = 'pending' AND attempts = :attempt
         RETURNING subscription_id
     )
     UPDATE webhook_subscriptions SET failures = 0, retry_at = NULL
@@ -95,7 +101,11 @@ _DELIVERED = text(
 
 _FAILED = text(
     """
-    WITH sub AS (
+    WITH mine AS (
+        SELECT id FROM outbound_deliveries
+        WHERE id = :id AND status = 'pending' AND attempts = :attempt
+        FOR UPDATE
+    ), sub AS (
         UPDATE webhook_subscriptions
         -- Failures of one pass count once: the first sets the pause, the
         -- others wait it out with it.
@@ -106,15 +116,15 @@ _FAILED = text(
                                 :retry_max, :retry * power(2, least(failures, 30))))
                             ELSE retry_at END,
             last_error = :error
-        WHERE id = :subscription_id
+        WHERE id = :subscription_id AND EXISTS (SELECT 1 FROM mine)
         RETURNING retry_at
     )
     UPDATE outbound_deliveries
     SET status = CASE WHEN attempts >= :max_attempts THEN 'failed' ELSE 'pending' END,
-        next_attempt_at = (SELECT retry_at FROM sub),
+        next_attempt_at = coalesce((SELECT retry_at FROM sub), now()),
         last_status_code = :code,
         last_error = :error
-    WHERE id = :id
+    WHERE id IN (SELECT id FROM mine)
     """
 )
 
@@ -158,27 +168,42 @@ class WebhookDispatcher:
 
     async def run(self) -> None:
         """Deliver forever (until cancelled); a broken pass is logged and
-        the next one comes after the usual pause."""
+        the next one comes after the usual pause. Cancelled in the middle of
+        a pass, it lets the deliveries in flight finish and be recorded, so
+        that an answer already received is not lost and sent again."""
         timeout = httpx.Timeout(self._settings.webhook_timeout_seconds)
         async with httpx.AsyncClient(timeout=timeout) as client:
             self._client = self._client or client
             logger.info("webhook dispatcher started")
             while True:
+                current = asyncio.ensure_future(self._pass())
                 try:
-                    sent = await self.deliver_due()
-                    await self._prune()
+                    sent = await asyncio.shield(current)
                 except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(
+                            current,
+                            self._settings.webhook_timeout_seconds
+                            + LEASE_MARGIN_SECONDS / 2,
+                        )
+                    logger.info("webhook dispatcher stopped")
                     raise
-                except Exception:
-                    logger.exception("webhook dispatch pass failed; trying again")
-                    sent = 0
                 if sent < _BATCH:
                     await asyncio.sleep(self._settings.webhook_poll_seconds)
+
+    async def _pass(self) -> int:
+        try:
+            sent = await self.deliver_due()
+            await self._prune()
+        except Exception:
+            logger.exception("webhook dispatch pass failed; trying again")
+            return 0
+        return sent
 
     async def deliver_due(self) -> int:
         """Claim and send what is due now; returns how many were attempted."""
         settings = self._settings
-        lease = settings.webhook_timeout_seconds + _LEASE_MARGIN_SECONDS
+        lease = settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
         async with self._engine.begin() as conn:
             rows = (await conn.execute(_CLAIM, {"lease": lease, "batch": _BATCH})).all()
         claimed = [
@@ -201,14 +226,11 @@ class WebhookDispatcher:
         assert self._client is not None, "run() or a client gives the dispatcher one"
         body = json.dumps(item.payload, separators=(",", ":"), sort_keys=True).encode()
         code: int | None = None
+        error: str | None
         try:
             secret = open_text(
                 self._settings.codec_secrets, item.secret, item.subscription_id
             )
-        except CodecError as failure:
-            # Its key was removed from OMS_CODEC_KEYS: nothing can be signed.
-            error: str | None = f"the subscription's secret: {failure}"
-        else:
             headers = {
                 "Content-Type": "application/json",
                 "OMS-Event-Id": item.event_id,
@@ -218,17 +240,26 @@ class WebhookDispatcher:
                 SIGNATURE_HEADER: sign(secret, int(time.time()), body),
                 "User-Agent": "oms-webhooks/1",
             }
-            try:
-                response = await self._client.post(
-                    item.url, content=body, headers=headers
-                )
-                code = response.status_code
-                error = None if response.is_success else f"HTTP {code}"
-            except httpx.HTTPError as failure:
-                error = f"{type(failure).__name__}: {failure}"[:500]
+            # The whole attempt, however slowly the subscriber answers, ends
+            # well within its lease; the answer's body is never read.
+            async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                async with self._client.stream(
+                    "POST", item.url, content=body, headers=headers
+                ) as response:
+                    code = response.status_code
+            error = None if 200 <= code < 300 else f"HTTP {code}"
+        except CodecError as failure:
+            # Its key was removed from OMS_CODEC_KEYS: nothing can be signed.
+            error = f"the subscription's secret: {failure}"
+        except TimeoutError:
+            error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
+        except Exception as failure:  # noqa: BLE001 - any failure is the attempt's
+            error = f"{type(failure).__name__}: {failure}"[:500]
         async with self._engine.begin() as conn:
             if error is None:
-                await conn.execute(_DELIVERED, {"id": item.id, "code": code})
+                await conn.execute(
+                    _DELIVERED, {"id": item.id, "attempt": item.attempt, "code": code}
+                )
                 logger.info(
                     "webhook %s of order event %s delivered to %s",
                     item.type,
@@ -241,6 +272,7 @@ class WebhookDispatcher:
                 _FAILED,
                 {
                     "id": item.id,
+                    "attempt": item.attempt,
                     "subscription_id": item.subscription_id,
                     "code": code,
                     "error": error,

@@ -103,6 +103,8 @@ LOCAL_PATCH = "local-read-model-steps"
 # Orders started before customers were notified stay silent until a worker
 # with notifications runs them on from where their history ends.
 NOTIFY_PATCH = "customer-notifications"
+# The longest an order waits to tell its customer of a step.
+NOTIFY_AT_MOST = timedelta(minutes=15)
 # Steps that record an event of their own, besides the read-model writes.
 _STEP_EVENTS = {
     "refund_payment": "payment.refunded",
@@ -178,6 +180,9 @@ async def _notify(notice: NotifyCustomer) -> None:
             notice,
             result_type=list[str],
             start_to_close_timeout=timeout,
+            # Nobody polling the notifications queue holds an order up this
+            # long at most; then it goes on with the customer untold.
+            schedule_to_close_timeout=NOTIFY_AT_MOST,
             retry_policy=retry,
             summary=f"notify {notice.event_type}",
         )

@@ -176,6 +176,16 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
     await _until(failing)
     seen = (await api.get(f"/v1/webhooks/subscriptions/{subscription['id']}")).json()
     assert seen["failures"] > 0 and "ConnectError" in seen["last_error"]
+    # What is still to be sent cannot be replayed: it would go out twice.
+    waiting = (
+        await api.get(
+            "/v1/webhooks/deliveries",
+            params={"subscription_id": subscription["id"], "status": "pending"},
+        )
+    ).json()["items"][0]
+    refused = await api.post(f"/v1/webhooks/deliveries/{waiting['id']}/replay")
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "/problems/delivery-pending"
 
     async with engine.connect() as conn:
         events = (
@@ -436,6 +446,8 @@ async def test_subscriptions_belong_to_admins_and_each_integrators_channel(
         {"url": "https://example.com/a", "event_types": []},
         {"url": "not a url", "event_types": ["order.created"]},
         {"url": "ftp://example.com/a", "event_types": ["order.created"]},
+        # A host no request can be addressed to.
+        {"url": "http://\N{PILE OF POO}.la/", "event_types": ["order.created"]},
     ],
 )
 async def test_a_bad_subscription_is_refused_with_a_problem(
