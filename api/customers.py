@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.access import Caller, Reader
 from api.deps import ConnectionDep
-from api.errors import FieldError, Problem, ProblemDetails, not_found
+from api.errors import ProblemDetails, invalid, not_found
 from api.read_model import order_summary
 from db.customers import Customer
 from db.orders import Order
@@ -118,13 +118,7 @@ async def find_customers(
 ) -> Page[CustomerSummary]:
     """Customers by email (at most one) or by their latest phone number."""
     if (email is None) == (phone is None):
-        raise Problem(
-            422,
-            "validation-error",
-            "The request is not valid",
-            "invalid fields: email, phone",
-            errors=[FieldError(field="email", message="give either email or phone")],
-        )
+        raise invalid("email", "give either email or phone", also="phone")
     query = select(Customer).order_by(Customer.last_order_at.desc()).limit(LOOKUP_LIMIT)
     if email is not None:
         query = query.where(Customer.email == normalise_email(email))

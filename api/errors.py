@@ -71,6 +71,19 @@ def problem_response(problem: Problem) -> JSONResponse:
     )
 
 
+def invalid(field: str, message: str, *, also: str = "") -> Problem:
+    """A 422 validation problem about `field` (and the fields in `also`,
+    comma-separated, that it concerns too)."""
+    fields = ", ".join(f for f in (field, also) if f)
+    return Problem(
+        422,
+        "validation-error",
+        "The request is not valid",
+        f"invalid fields: {fields}",
+        errors=[FieldError(field=field, message=message)],
+    )
+
+
 def not_found(what: str, key: str) -> Problem:
     return Problem(404, f"{what}-not-found", f"{what.capitalize()} not found", key)
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.access import Reader
 from api.deps import ServicesDep
-from api.errors import FieldError, Problem
+from api.errors import invalid
 from db.orders import Order, OrderLine
 from models.exports import (
     CSV_COLUMNS,
@@ -85,13 +85,7 @@ async def export_orders(
     """Orders created in a time range, with their lines, as NDJSON or CSV."""
     start, end = _utc(from_), _utc(to)
     if start >= end:
-        raise Problem(
-            422,
-            "validation-error",
-            "The request is not valid",
-            "invalid fields: from, to",
-            errors=[FieldError(field="to", message="must be later than from")],
-        )
+        raise invalid("to", "must be later than from", also="from")
     chosen = format or _from_accept(accept)
     query = _rows_query(start, end)
     if channel is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from api.access import Caller, allow
 from api.deps import ConnectionDep
-from api.errors import FieldError, Problem
+from api.errors import invalid
 from db import reports
 from models.money import Money
 from models.reports import (
@@ -89,7 +89,7 @@ def period(
     ] = "UTC",
 ) -> reports.Window:
     if tz not in _time_zones():
-        raise _invalid("tz", f"{tz!r} is not an IANA time zone")
+        raise invalid("tz", f"{tz!r} is not an IANA time zone")
     last = _day("to", end) if end else datetime.now(zoneinfo.ZoneInfo(tz)).date()
     first = (
         _day("from", start)
@@ -97,7 +97,7 @@ def period(
         else max(EARLIEST, last - timedelta(days=DEFAULT_DAYS - 1))
     )
     if first > last:
-        raise _invalid("from", "must be on or before `to`")
+        raise invalid("from", "must be on or before `to`")
     return reports.Window(first, last, tz)
 
 
@@ -106,23 +106,13 @@ def _day(field: str, text: str) -> date:
     try:
         day = date.fromisoformat(text)
     except ValueError:
-        raise _invalid(field, f"{text!r} is not a date") from None
+        raise invalid(field, f"{text!r} is not a date") from None
     if not EARLIEST <= day <= LATEST:
-        raise _invalid(field, f"must be between {EARLIEST} and {LATEST}")
+        raise invalid(field, f"must be between {EARLIEST} and {LATEST}")
     return day
 
 
 WindowDep = Annotated[reports.Window, Depends(period)]
-
-
-def _invalid(field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "validation-error",
-        "The request is not valid",
-        f"invalid fields: {field}",
-        errors=[FieldError(field=field, message=message)],
-    )
 
 
 def _period(window: reports.Window) -> Period:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.access import Caller, Creator
 from api.deps import ConnectionDep, ServicesDep
-from api.errors import FieldError, Problem, ProblemDetails, not_found
+from api.errors import Problem, ProblemDetails, invalid, not_found
 from db.outbox import Delivery, OutboxEvent, Subscription
 from models.catalog import Page
 from models.outbox import (
@@ -95,13 +95,7 @@ def _deliverable(url: str) -> str:
         if not host.isascii() or "xn--" in host:
             idna.decode(host)
     except (idna.IDNAError, UnicodeError, httpx.InvalidURL):
-        raise Problem(
-            422,
-            "validation-error",
-            "The request is not valid",
-            "invalid fields: url",
-            errors=[FieldError(field="url", message="no request can be sent there")],
-        ) from None
+        raise invalid("url", "no request can be sent there") from None
     return url
 
 
