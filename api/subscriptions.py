@@ -6,8 +6,6 @@ ever receive its channel's orders. Others cannot see them: a subscription
 holds a secret and a customer-facing URL.
 """
 
-import contextlib
-import ipaddress
 import secrets
 import uuid
 from typing import Annotated, Any
@@ -35,7 +33,8 @@ from models.outbox import (
 )
 from models.rules import Role
 from workers.codec import seal_text
-from workers.outbox import LEASE_MARGIN_SECONDS
+from workers.outbox import LEASE_MARGIN_SECONDS, PrivateAddress, public_only, resolve
+from workers.settings import Settings
 
 router = APIRouter(tags=["outbound webhooks"])
 
@@ -82,20 +81,28 @@ async def _subscription(conn: AsyncConnection, caller: Caller, id: uuid.UUID) ->
     return row
 
 
-def _deliverable(url: str) -> str:
-    """The URL, if a delivery can be addressed to it (its host an address
-    or a valid internationalised name), else a 422 naming the field."""
+async def _deliverable(url: str, settings: Settings) -> str:
+    """The URL, if a delivery can be addressed to it: its host an address or
+    a valid internationalised name, and (unless OMS_WEBHOOK_PRIVATE_NETWORKS)
+    not one of our own network's addresses. Else a 422 naming the field."""
     try:
-        host = httpx.URL(url).host
-        with contextlib.suppress(ValueError):
-            ipaddress.ip_address(host)
-            return url
+        target = httpx.URL(url)
+        host = target.host
         # Plain ASCII names (a_service.internal too) are sent as they are;
         # internationalised ones must encode.
         if not host.isascii() or "xn--" in host:
             idna.decode(host)
     except (idna.IDNAError, UnicodeError, httpx.InvalidURL):
         raise invalid("url", "no request can be sent there") from None
+    if not settings.webhook_private_networks:
+        try:
+            addresses = await resolve(host, target.port or 443)
+        except OSError:
+            return url  # not resolvable now: checked again at each delivery
+        try:
+            public_only(addresses)
+        except PrivateAddress as refused:
+            raise invalid("url", str(refused)) from None
     return url
 
 
@@ -130,13 +137,14 @@ async def create_subscription(
                 f"an integrator of {caller.channel} subscribes to its own orders only",
             )
         channel = caller.channel
+    url = await _deliverable(str(body.url), services.settings)
     secret = "whsec_" + secrets.token_urlsafe(32)
     subscription_id = uuid.uuid4()
     async with services.engine.begin() as conn:
         await conn.execute(
             insert(Subscription).values(
                 id=str(subscription_id),
-                url=_deliverable(str(body.url)),
+                url=url,
                 description=body.description,
                 event_types=body.event_types,
                 channel=channel,
@@ -183,7 +191,7 @@ async def update_subscription(
     at once."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude_none=True)
     if "url" in changes:
-        changes["url"] = _deliverable(str(changes["url"]))
+        changes["url"] = await _deliverable(str(changes["url"]), services.settings)
     if changes.get("active") is True or "url" in changes:
         changes.update(failures=0, retry_at=None)
     async with services.engine.begin() as conn:

@@ -91,6 +91,8 @@ def settings(database_url: str) -> Settings:
         webhook_poll_seconds=0.1,
         # ...and an event is given up after ten attempts (a few seconds).
         webhook_max_attempts=10,
+        # The subscribers of the tests listen on 127.0.0.1.
+        webhook_private_networks=True,
     ).model_copy(update=own_queues(f"oms-test-{uuid.uuid4().hex[:8]}"))
 
 

@@ -84,6 +84,10 @@ def run_dev(settings: Settings) -> int:
                 **codec,
                 "OMS_DATABASE_URL": database_url,
                 "OMS_TEMPORAL_ADDRESS": temporal_address,
+                # On one's own machine, a subscriber is on it too.
+                "OMS_WEBHOOK_PRIVATE_NETWORKS": os.environ.get(
+                    "OMS_WEBHOOK_PRIVATE_NETWORKS", "true"
+                ),
             }
             # The worker gets the time its activities in hand may take.
             drain = settings.worker_shutdown_seconds + 5

@@ -17,6 +17,7 @@ wait for any of this: events are only rows until a dispatcher sends them.
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -139,6 +140,28 @@ _PRUNE = text(
 )
 
 
+class PrivateAddress(Exception):
+    """A subscriber's host is, or resolves to, an address of our own network."""
+
+
+def public_only(addresses: list[str]) -> None:
+    """Refuse loopback, private, link-local and other non-global addresses."""
+    for address in addresses:
+        if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            raise PrivateAddress(
+                f"{address} is not a public address (OMS_WEBHOOK_PRIVATE_NETWORKS)"
+            )
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses `host` stands for (itself if it is one)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        found = await asyncio.get_running_loop().getaddrinfo(host, port)
+        return [str(info[4][0]) for info in found]
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
@@ -243,6 +266,9 @@ class WebhookDispatcher:
             # The whole attempt, however slowly the subscriber answers, ends
             # well within its lease; the answer's body is never read.
             async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                if not self._settings.webhook_private_networks:
+                    target = httpx.URL(item.url)
+                    public_only(await resolve(target.host, target.port or 443))
                 async with self._client.stream(
                     "POST", item.url, content=body, headers=headers
                 ) as response:
@@ -251,6 +277,8 @@ class WebhookDispatcher:
         except CodecError as failure:
             # Its key was removed from OMS_CODEC_KEYS: nothing can be signed.
             error = f"the subscription's secret: {failure}"
+        except PrivateAddress as refused:
+            error = str(refused)
         except TimeoutError:
             error = f"no answer within {self._settings.webhook_timeout_seconds:g} s"
         except Exception as failure:  # noqa: BLE001 - any failure is the attempt's

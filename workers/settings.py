@@ -182,6 +182,11 @@ class Settings(BaseSettings):
         "day of a subscriber failing, with the default back-off)",
     )
     webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_private_networks: bool = Field(
+        default=False,
+        description="let subscribers be on loopback, private or link-local "
+        "addresses; off, a key cannot make the OMS call its own network",
+    )
     outbox_retention_days: float = Field(
         default=30,
         gt=0,

@@ -3,6 +3,7 @@ acknowledged never again, in order per order, signed; subscriptions are
 managed per role."""
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -21,6 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from api.app import create_app
+from api.deps import Services
 from db.outbox import Delivery, OutboxEvent, Subscription
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct, http_client
@@ -457,6 +460,34 @@ async def test_a_bad_subscription_is_refused_with_a_problem(
 
     assert refused.status_code == 422
     assert refused.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hooks",
+        "http://10.20.30.40/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "http://localhost:8000/v1/orders",
+    ],
+)
+async def test_our_own_network_is_no_subscriber(
+    app: FastAPI, keys: dict[str, str], url: str
+) -> None:
+    services: Services = app.state.services
+    settings = services.settings.model_copy(update={"webhook_private_networks": False})
+    guarded = create_app(settings, dataclasses.replace(services, settings=settings))
+
+    async with http_client(guarded, keys["integrator"]) as integrator:
+        refused = await integrator.post(
+            "/v1/webhooks/subscriptions",
+            json={"url": url, "event_types": ["order.created"]},
+        )
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "url"
+    assert "not a public address" in refused.json()["errors"][0]["message"]
 
 
 async def test_the_event_catalogue_names_the_published_types(

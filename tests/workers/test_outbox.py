@@ -3,11 +3,12 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.outbox import Delivery, OutboxEvent, Subscription
-from workers.outbox import WebhookDispatcher
+from workers.outbox import PrivateAddress, WebhookDispatcher, public_only, resolve
 from workers.settings import Settings
 
 
@@ -96,3 +97,18 @@ async def test_old_events_go_once_no_subscriber_waits_for_them(
         )
     assert kept == {still_pending, delivered_lately}
     assert log == {still_pending, delivered_lately}
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1", "fd00::1"],
+)
+def test_our_own_networks_addresses_are_refused(address: str) -> None:
+    with pytest.raises(PrivateAddress):
+        public_only([address])
+
+
+async def test_a_name_is_checked_by_what_it_resolves_to() -> None:
+    public_only(["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"])
+    assert set(await resolve("localhost", 80)) & {"127.0.0.1", "::1"}
+    assert await resolve("10.0.0.1", 80) == ["10.0.0.1"]
