@@ -1,8 +1,9 @@
 """Builders and probes shared by the tests."""
 
 import asyncio
+import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -182,6 +183,31 @@ async def until_query(
         raise AssertionError(f"workflow closed before the condition held: {answer}")
 
     return await asyncio.wait_for(poll(), timeout)
+
+
+async def eventually(
+    holds: Callable[[], Awaitable[bool]],
+    timeout: float = RESULT_TIMEOUT,
+    every: float = 0.05,
+) -> None:
+    """Ask `holds()` until it is true, failing the test after `timeout`.
+
+    For state no workflow reports (the webhook dispatcher's deliveries, a
+    metrics endpoint): each call is a query, and the timeout bounds the wait.
+    """
+
+    async def ask() -> None:
+        while not await holds():
+            await asyncio.sleep(every)
+
+    await asyncio.wait_for(ask(), timeout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def until_signalled(

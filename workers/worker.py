@@ -2,6 +2,7 @@
 worker per task queue, any subset of them in one process."""
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Callable, Collection, Coroutine
@@ -224,12 +225,13 @@ async def run_worker(
         ", ".join(workers.task_queues),
         settings.temporal_address,
     )
-    counting: asyncio.Task[None] | None = None
     if runtime is not None:
         logger.info("worker metrics at http://%s/metrics", metrics)
         if Domain.ORDERS in domains:
             orders = OrdersByStatus(engine, runtime.metric_meter)
-            counting = asyncio.create_task(orders.run(settings.orders_gauge_seconds))
+            workers.services.append(
+                functools.partial(orders.run, settings.orders_gauge_seconds)
+            )
     try:
         async with workers:
             await stop.wait()
@@ -238,8 +240,6 @@ async def run_worker(
                 settings.worker_shutdown_seconds,
             )
     finally:
-        if counting is not None:
-            counting.cancel()
         await engine.dispose()
         if tracing is not None:
             tracing.shutdown()

@@ -10,7 +10,6 @@ then follows the schema's links: create an order, read it, act on it.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from tests.conftest import FIRST
-from tests.helpers import add_product
+from tests.helpers import add_product, free_port
 from workers.embedded import stop_process
 from workers.settings import Settings
 
@@ -64,12 +63,6 @@ def _operations() -> dict[str, APIOperation[Any, Any, Any, Any]]:
 OPERATIONS = _operations()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -85,7 +78,7 @@ def _wait_ready(url: str, processes: list[subprocess.Popen[bytes]]) -> None:
 
 @pytest.fixture(scope="module")
 def api_url(settings: Settings, client: Client) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "OMS_DATABASE_URL": settings.database_url,

@@ -2,12 +2,10 @@
 acknowledged never again, in order per order, signed; subscriptions are
 managed per role."""
 
-import asyncio
 import dataclasses
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from api.deps import Services
 from db.outbox import Delivery, OutboxEvent, Subscription
 from models.orders import workflow_id_for
 from tests.conftest import FIRST, MakeProduct, http_client
-from tests.helpers import finished, order_body
+from tests.helpers import eventually, finished, free_port, order_body
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
 
@@ -99,29 +97,11 @@ class Subscriber:
             return [r for r in self.received if r.status == 204]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def subscriber() -> Iterator[Subscriber]:
-    endpoint = Subscriber(_free_port())
+    endpoint = Subscriber(free_port())
     yield endpoint
     endpoint.stop()
-
-
-async def _until(condition: Any, timeout: float = 30) -> None:
-    """Check `condition()` until it holds: the dispatcher is a loop of its
-    own, with no workflow to wait on."""
-
-    async def wait() -> None:
-        while not await condition():
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 def _signed_by(secret: str, received: Received) -> bool:
@@ -176,7 +156,7 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
         )
         return any(item["attempts"] > 0 for item in page.json()["items"])
 
-    await _until(failing)
+    await eventually(failing)
     seen = (await api.get(f"/v1/webhooks/subscriptions/{subscription['id']}")).json()
     assert seen["failures"] > 0 and "ConnectError" in seen["last_error"]
     # What is still to be sent cannot be replayed: it would go out twice.
@@ -214,7 +194,7 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
     async def all_acknowledged() -> bool:
         return {r.event_id for r in subscriber.acknowledged()} >= expected
 
-    await _until(all_acknowledged)
+    await eventually(all_acknowledged)
 
     acknowledged = subscriber.acknowledged()
     # Nothing acknowledged is sent again, even after another pass.
@@ -251,7 +231,7 @@ async def test_a_subscriber_that_was_down_gets_every_event_once_in_order(
             ).scalars()
             return set(states) == {"delivered"}
 
-    await _until(all_delivered)
+    await eventually(all_delivered)
     log = await api.get(
         "/v1/webhooks/deliveries",
         params={"subscription_id": subscription["id"], "limit": 200},
@@ -285,7 +265,7 @@ async def test_a_delivery_can_be_inspected_and_replayed(
     async def delivered() -> bool:
         return len(subscriber.acknowledged()) == 1
 
-    await _until(delivered)
+    await eventually(delivered)
     await finished(
         client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
     )
@@ -315,7 +295,7 @@ async def test_a_delivery_can_be_inspected_and_replayed(
     async def again() -> bool:
         return len(subscriber.acknowledged()) == 2
 
-    await _until(again)
+    await eventually(again)
     first, second = subscriber.acknowledged()
     assert second.event_id == first.event_id == delivery["event_id"]
     assert second.body == first.body
@@ -353,7 +333,7 @@ async def test_an_event_is_given_up_after_its_attempts_and_the_next_goes_on(
     async def confirmed_arrived() -> bool:
         return [r.type for r in subscriber.acknowledged()] == ["order.confirmed"]
 
-    await _until(confirmed_arrived)
+    await eventually(confirmed_arrived)
     log = (
         await api.get(
             "/v1/webhooks/deliveries", params={"subscription_id": subscription["id"]}
@@ -380,7 +360,7 @@ async def test_an_event_is_given_up_after_its_attempts_and_the_next_goes_on(
             "order.created",
         ]
 
-    await _until(created_arrived)
+    await eventually(created_arrived)
 
 
 async def test_subscriptions_belong_to_admins_and_each_integrators_channel(

@@ -29,8 +29,7 @@ from db.migrate import upgrade
 from db.seed import seed_database
 from models.orders import OrderState, OrderStatus, PlaceOrder
 from tests.conftest import CODEC_KEYS
-from tests.helpers import add_product, place_order, start_order
-from tests.workers.test_dev import free_port
+from tests.helpers import add_product, free_port, place_order, start_order
 from workers.codec import data_converter
 from workers.embedded import embedded_postgres, temporal_dev_server
 from workers.reconcile import check_database, check_workflows

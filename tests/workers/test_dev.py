@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -21,16 +20,10 @@ from temporalio.client import Client
 
 from models.orders import OrderStatus, workflow_id_for
 from tests.conftest import FIRST, MakeProduct
-from tests.helpers import RESULT_TIMEOUT, order_body, until_query
+from tests.helpers import RESULT_TIMEOUT, free_port, order_body, until_query
 from workers.embedded import running_dev_database
 from workers.settings import Settings
 from workflows.orders import OrderWorkflow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class DevStack:

@@ -25,13 +25,14 @@ from models.shipping import ShipmentStatus
 from tests.conftest import CODEC_KEYS, FIRST, MakeProduct, own_queues
 from tests.helpers import (
     RESULT_TIMEOUT,
+    eventually,
     finished,
+    free_port,
     place_order,
     shipment_handle,
     start_order,
 )
 from tests.workers.deployment import dashboard_metrics
-from tests.workers.test_dev import free_port
 from workers.queues import Domain, parse_domains
 from workers.settings import Settings
 from workers.worker import (
@@ -283,16 +284,13 @@ async def test_two_worker_processes_on_split_queues_complete_orders_together(
 
 async def until_served(address: str, pattern: str, timeout: float = 10) -> None:
     """Scrape the metrics at `address` until a line matches `pattern`."""
+    async with httpx.AsyncClient() as http:
 
-    async def scrape() -> None:
-        async with httpx.AsyncClient() as http:
-            while True:
-                text = (await http.get(f"http://{address}/metrics")).text
-                if re.search(pattern, text):
-                    return
-                await asyncio.sleep(0.1)
+        async def served() -> bool:
+            text = (await http.get(f"http://{address}/metrics")).text
+            return re.search(pattern, text) is not None
 
-    await asyncio.wait_for(scrape(), timeout)
+        await eventually(served, timeout, every=0.1)
 
 
 async def test_sigterm_lets_the_step_in_hand_finish_before_the_worker_exits(
